@@ -1,0 +1,85 @@
+"""ONNX Runtime backend: CUDA execution provider where present, else CPU."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from obscura.backends.base import BackendConfig, ModelFiles, TensorInfo
+from obscura.errors import ConfigError, ModelStoreError
+
+log = logging.getLogger(__name__)
+
+
+def _dim(d: object) -> int:
+    return d if isinstance(d, int) else -1
+
+
+class ONNXRuntimeModel:
+    def __init__(self, name: str, session: Any, device: str) -> None:
+        self._name = name
+        self._session = session
+        self._device = device
+        self._inputs = [
+            TensorInfo(i.name, tuple(_dim(d) for d in i.shape), str(i.type))
+            for i in session.get_inputs()
+        ]
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def inputs(self) -> Sequence[TensorInfo]:
+        return self._inputs
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def infer(self, inputs: Mapping[str, NDArray[np.float32]]) -> list[NDArray[np.float32]]:
+        outputs = self._session.run(None, {k: np.ascontiguousarray(v) for k, v in inputs.items()})
+        return [np.asarray(o) for o in outputs]
+
+
+class ONNXRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, config: BackendConfig) -> None:
+        try:
+            import onnxruntime
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ConfigError(
+                "backend.runtime = onnxruntime needs the onnx extra: pip install 'obscura[onnx]'"
+            ) from exc
+        self._ort = onnxruntime
+        self._config = config
+        available = onnxruntime.get_available_providers()
+        wants_cuda = config.device.lower() in ("cuda", "gpu", "auto")
+        if wants_cuda and "CUDAExecutionProvider" in available:
+            self._providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            if config.device.lower() in ("cuda", "gpu"):
+                log.warning("CUDA execution provider not available; ONNX Runtime runs on CPU")
+            self._providers = ["CPUExecutionProvider"]
+
+    def load(self, files: ModelFiles) -> ONNXRuntimeModel:
+        if files.onnx is None or not files.onnx.exists():
+            raise ModelStoreError(
+                f"model {files.name!r} has no ONNX file for ONNX Runtime; "
+                "run `obscura models fetch` or use backend.runtime = openvino"
+            )
+        options = self._ort.SessionOptions()
+        if self._config.num_threads:
+            options.intra_op_num_threads = self._config.num_threads
+        options.log_severity_level = 3
+        session = self._ort.InferenceSession(
+            str(files.onnx), sess_options=options, providers=self._providers
+        )
+        device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        log.info("loaded %s on ONNX Runtime %s", files.name, device)
+        return ONNXRuntimeModel(files.name, session, device)

@@ -1,0 +1,1 @@
+"""Model adapters, one per output family."""

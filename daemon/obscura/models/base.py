@@ -1,0 +1,185 @@
+"""Model adapters: one per output family. Each owns its preprocessing and its decoding.
+
+An adapter turns a BGR ``uint8`` image into input tensors (``preprocess``) and the model's raw
+outputs back into :class:`~obscura.types.Detections` in the image's pixel coordinates
+(``postprocess``), with the model's own class indices. Runtimes live behind
+:class:`~obscura.backends.InferenceModel` and are never touched here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from obscura.backends import InferenceModel
+from obscura.errors import ConfigError
+from obscura.types import Detections, FloatArray, ImageArray
+
+Tensor = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Options common to every detector family. Families extend it with their own fields."""
+
+    input_size: tuple[int, int] = (640, 640)  # (width, height) the image is letterboxed into
+    score_threshold: float = 0.3
+    nms_iou: float = 0.45
+    max_detections: int = 300
+
+    def __post_init__(self) -> None:
+        w, h = self.input_size
+        if w <= 0 or h <= 0:
+            raise ConfigError(f"input_size must be positive, got {self.input_size}")
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ConfigError(f"score_threshold must be in 0..1, got {self.score_threshold}")
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise ConfigError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Self:
+        """Builds the config from TOML-like values; unknown keys are an error that names them."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for {cls.__name__} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        converted: dict[str, Any] = {}
+        for key, value in values.items():
+            converted[key] = tuple(_tuplify(v) for v in value) if isinstance(value, list) else value
+        return cls(**converted)
+
+
+def _tuplify(value: Any) -> Any:
+    return tuple(_tuplify(v) for v in value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was resized and padded into the model input; maps boxes back."""
+
+    scale: float
+    pad_x: int
+    pad_y: int
+    image_w: int
+    image_h: int
+    input_w: int
+    input_h: int
+
+    def to_image(self, xyxy: FloatArray) -> FloatArray:
+        out = xyxy.astype(np.float32, copy=True)
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale
+        np.clip(out[:, [0, 2]], 0, self.image_w, out=out[:, [0, 2]])
+        np.clip(out[:, [1, 3]], 0, self.image_h, out=out[:, [1, 3]])
+        return out
+
+
+def letterbox(
+    image: ImageArray,
+    size: tuple[int, int],
+    *,
+    center: bool = False,
+    pad_value: int = 0,
+) -> tuple[ImageArray, Letterbox]:
+    """Resizes ``image`` to fit ``size`` (w, h) keeping its aspect ratio, then pads."""
+    h, w = image.shape[:2]
+    in_w, in_h = size
+    scale = min(in_w / w, in_h / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    pad_x = (in_w - new_w) // 2 if center else 0
+    pad_y = (in_h - new_h) // 2 if center else 0
+    canvas = np.full((in_h, in_w, *image.shape[2:]), pad_value, dtype=np.uint8)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, Letterbox(scale, pad_x, pad_y, w, h, in_w, in_h)
+
+
+def to_nchw(image: ImageArray, *, rgb: bool = False) -> Tensor:
+    """HWC uint8 BGR to NCHW float32 (optionally swapping to RGB), no normalisation."""
+    if rgb:
+        image = image[..., ::-1]
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None].astype(np.float32))
+
+
+def nms(
+    xyxy: FloatArray, scores: FloatArray, iou: float, max_detections: int = 0
+) -> NDArray[np.int64]:
+    """Greedy non-maximum suppression; returns kept indices, best first."""
+    if len(xyxy) == 0:
+        return np.zeros((0,), dtype=np.int64)
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(
+        xywh.astype(np.float32).tolist(),
+        scores.astype(np.float32).tolist(),
+        score_threshold=0.0,
+        nms_threshold=float(iou),
+        top_k=max_detections,
+    )
+    kept = np.asarray(keep, dtype=np.int64).reshape(-1)
+    return kept[np.argsort(-scores[kept], kind="stable")]
+
+
+def batched_nms(
+    xyxy: FloatArray,
+    scores: FloatArray,
+    class_ids: NDArray[np.int32],
+    iou: float,
+    max_detections: int = 0,
+) -> NDArray[np.int64]:
+    """Class-wise NMS in one call: boxes of different classes are shifted apart first."""
+    if len(xyxy) == 0:
+        return np.zeros((0,), dtype=np.int64)
+    offset = (float(xyxy.max()) + 1.0) * class_ids.astype(np.float32)[:, None]
+    return nms(xyxy + offset, scores, iou, max_detections)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+ConfigT = TypeVar("ConfigT", bound=AdapterConfig)
+
+
+class ModelAdapter(ABC, Generic[ConfigT]):
+    """Base of every detector adapter."""
+
+    family: ClassVar[str]
+    config_type: ClassVar[type[AdapterConfig]]
+
+    def __init__(self, model: InferenceModel, config: ConfigT) -> None:
+        self.model = model
+        self.config = config
+        self.input_name = model.inputs[0].name
+
+    @abstractmethod
+    def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]: ...
+
+    @abstractmethod
+    def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections: ...
+
+    def detect(self, image: ImageArray) -> Detections:
+        inputs, meta = self.preprocess(image)
+        return self.postprocess(self.model.infer(inputs), meta)
+
+    def _finish(
+        self, xyxy: FloatArray, scores: FloatArray, class_ids: NDArray[np.int32], meta: Letterbox
+    ) -> Detections:
+        """Threshold, class-wise NMS, map back to image pixels, drop empty boxes."""
+        keep = scores >= self.config.score_threshold
+        xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+        kept = batched_nms(xyxy, scores, class_ids, self.config.nms_iou, self.config.max_detections)
+        boxes = meta.to_image(xyxy[kept])
+        det = Detections(boxes, scores[kept], class_ids[kept])
+        nonempty = (det.xyxy[:, 2] - det.xyxy[:, 0] >= 1) & (det.xyxy[:, 3] - det.xyxy[:, 1] >= 1)
+        return det[nonempty]

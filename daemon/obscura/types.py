@@ -1,0 +1,157 @@
+"""Domain types shared by every layer: object classes and columnar detections."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float32]
+IntArray = NDArray[np.int32]
+BoolArray = NDArray[np.bool_]
+ImageArray = NDArray[np.uint8]
+
+
+class ObjectClass(enum.IntEnum):
+    """The four classes Obscura knows. The value is the class code (R in the instance mask)."""
+
+    LICENSE_PLATE = 64
+    PERSON = 128
+    FACE = 192
+    VEHICLE = 255
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @property
+    def draw_order(self) -> int:
+        """Later draw order wins a pixel where objects overlap (face on top)."""
+        return _DRAW_ORDER[self]
+
+    @classmethod
+    def from_label(cls, label: str) -> ObjectClass:
+        for member, name in _LABELS.items():
+            if name == label:
+                return member
+        known = ", ".join(_LABELS.values())
+        raise ValueError(f"unknown class {label!r} (known: {known})")
+
+
+_LABELS = {
+    ObjectClass.LICENSE_PLATE: "license-plate",
+    ObjectClass.PERSON: "person",
+    ObjectClass.FACE: "face",
+    ObjectClass.VEHICLE: "vehicle",
+}
+_DRAW_ORDER = {
+    ObjectClass.VEHICLE: 1,
+    ObjectClass.PERSON: 2,
+    ObjectClass.LICENSE_PLATE: 3,
+    ObjectClass.FACE: 4,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class BoxMask:
+    """A box-local boolean mask whose top-left pixel sits at (x, y) of the image."""
+
+    x: int
+    y: int
+    mask: BoolArray
+
+    def __post_init__(self) -> None:
+        if self.mask.ndim != 2 or self.mask.dtype != np.bool_:
+            raise ValueError(
+                f"BoxMask.mask must be a 2-D bool array, got {self.mask.dtype} {self.mask.shape}"
+            )
+
+    @property
+    def width(self) -> int:
+        return int(self.mask.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.mask.shape[0])
+
+
+def _empty_f(shape: tuple[int, ...]) -> FloatArray:
+    return np.zeros(shape, dtype=np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Columnar detections: boxes in image pixels (x1, y1, x2, y2), scores, class ids, masks.
+
+    ``class_ids`` are a model's own class indices inside model adapters, and
+    :class:`ObjectClass` codes once the pipeline has mapped them. ``masks`` is either empty
+    (no detection has a mask) or holds one optional box-local mask per detection.
+    """
+
+    xyxy: FloatArray = field(default_factory=lambda: _empty_f((0, 4)))
+    scores: FloatArray = field(default_factory=lambda: _empty_f((0,)))
+    class_ids: IntArray = field(default_factory=lambda: np.zeros((0,), dtype=np.int32))
+    masks: tuple[BoxMask | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = self.xyxy.shape[0] if self.xyxy.ndim == 2 else -1
+        if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
+            raise ValueError(f"xyxy must have shape (n, 4), got {self.xyxy.shape}")
+        if self.scores.shape != (n,):
+            raise ValueError(f"scores must have shape ({n},), got {self.scores.shape}")
+        if self.class_ids.shape != (n,):
+            raise ValueError(f"class_ids must have shape ({n},), got {self.class_ids.shape}")
+        if self.masks and len(self.masks) != n:
+            raise ValueError(f"masks must be empty or hold {n} entries, got {len(self.masks)}")
+        object.__setattr__(self, "xyxy", np.asarray(self.xyxy, dtype=np.float32))
+        object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float32))
+        object.__setattr__(self, "class_ids", np.asarray(self.class_ids, dtype=np.int32))
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index: NDArray[np.bool_] | NDArray[np.integer] | slice) -> Detections:
+        picked = np.arange(len(self))[index]
+        masks = tuple(self.masks[i] for i in picked) if self.masks else ()
+        return Detections(
+            xyxy=self.xyxy[picked],
+            scores=self.scores[picked],
+            class_ids=self.class_ids[picked],
+            masks=masks,
+        )
+
+    def mask_at(self, i: int) -> BoxMask | None:
+        return self.masks[i] if self.masks else None
+
+    def with_class_ids(self, class_ids: IntArray) -> Detections:
+        return Detections(self.xyxy, self.scores, class_ids, self.masks)
+
+    def with_masks(self, masks: Sequence[BoxMask | None]) -> Detections:
+        return Detections(self.xyxy, self.scores, self.class_ids, tuple(masks))
+
+    @property
+    def areas(self) -> FloatArray:
+        wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
+        area: FloatArray = (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        return area
+
+    @staticmethod
+    def concat(parts: Sequence[Detections]) -> Detections:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Detections()
+        if any(p.masks for p in parts):
+            masks: tuple[BoxMask | None, ...] = tuple(
+                m for p in parts for m in (p.masks or (None,) * len(p))
+            )
+        else:
+            masks = ()
+        return Detections(
+            xyxy=np.concatenate([p.xyxy for p in parts]),
+            scores=np.concatenate([p.scores for p in parts]),
+            class_ids=np.concatenate([p.class_ids for p in parts]),
+            masks=masks,
+        )
