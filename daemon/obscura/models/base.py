@@ -183,3 +183,14 @@ class ModelAdapter(ABC, Generic[ConfigT]):
         det = Detections(boxes, scores[kept], class_ids[kept])
         nonempty = (det.xyxy[:, 2] - det.xyxy[:, 0] >= 1) & (det.xyxy[:, 3] - det.xyxy[:, 1] >= 1)
         return det[nonempty]
+
+
+def fit_to_multiple(
+    width: int, height: int, bound: tuple[int, int], multiple: int
+) -> tuple[int, int]:
+    """The input size for a dynamic-shape model: the image scaled to fit ``bound`` (w, h),
+    keeping its aspect ratio, each side rounded up to ``multiple``."""
+    scale = min(bound[0] / width, bound[1] / height)
+    w = max(multiple, -(-round(width * scale) // multiple) * multiple)
+    h = max(multiple, -(-round(height * scale) // multiple) * multiple)
+    return w, h

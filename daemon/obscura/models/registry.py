@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, TypeVar
 
 from obscura.errors import ConfigError
@@ -34,13 +35,10 @@ def families() -> list[str]:
     return sorted(_FAMILIES)
 
 
+_BUILTIN = ("centerface", "retinaface")  # TEMP
+
+
 def _load_builtin_families() -> None:
-    # Imported for their registration side effect.
-    from obscura.models import (  # noqa: F401
-        centerface,
-        nanodet,
-        retinaface,
-        ssd,
-        ssd_tflite,
-        yolov8,
-    )
+    """Imports the built-in adapter modules; each registers its families on import."""
+    for module in _BUILTIN:
+        importlib.import_module(f"obscura.models.{module}")

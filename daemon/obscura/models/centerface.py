@@ -1,0 +1,65 @@
+"""CenterFace: anchor-free face detector (heatmap, scale, offset and landmark maps, stride 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from obscura.models.base import (
+    AdapterConfig,
+    Letterbox,
+    ModelAdapter,
+    Tensor,
+    fit_to_multiple,
+    letterbox,
+    to_nchw,
+)
+from obscura.models.registry import register_family
+from obscura.types import Detections, ImageArray
+
+
+@dataclass(frozen=True)
+class CenterFaceConfig(AdapterConfig):
+    input_size: tuple[int, int] = (640, 640)
+    score_threshold: float = 0.3
+    nms_iou: float = 0.3
+    stride: int = 4
+    # Dynamic-shape models: feed the image at its own aspect ratio (within input_size, rounded
+    # up to a multiple of 32) instead of padding it to the full square.
+    fit_aspect: bool = True
+
+
+@register_family
+class CenterFaceAdapter(ModelAdapter[CenterFaceConfig]):
+    family = "centerface"
+    config_type = CenterFaceConfig
+
+    def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
+        size = self.config.input_size
+        if self.config.fit_aspect:
+            size = fit_to_multiple(image.shape[1], image.shape[0], size, 32)
+        canvas, meta = letterbox(image, size)
+        return {self.input_name: to_nchw(canvas, rgb=True)}, meta
+
+    def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections:
+        heatmap, scale, offset = _split_outputs(outputs)
+        stride = self.config.stride
+        ys, xs = np.nonzero(heatmap >= self.config.score_threshold)
+        scores = heatmap[ys, xs].astype(np.float32)
+        h = np.exp(scale[0, ys, xs]) * stride
+        w = np.exp(scale[1, ys, xs]) * stride
+        cy = (ys + offset[0, ys, xs] + 0.5) * stride
+        cx = (xs + offset[1, ys, xs] + 0.5) * stride
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+        return self._finish(xyxy, scores, np.zeros(len(scores), dtype=np.int32), meta)
+
+
+def _split_outputs(outputs: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Heatmap (1 channel), then scale and offset (the 2-channel maps, in that order)."""
+    heatmap = [o for o in outputs if o.shape[1] == 1]
+    two = [o for o in outputs if o.shape[1] == 2]
+    if len(heatmap) != 1 or len(two) != 2:
+        shapes = [o.shape for o in outputs]
+        raise ValueError(f"centerface expects outputs with 1, 2, 2 (and 10) channels, got {shapes}")
+    return heatmap[0][0, 0], two[0][0], two[1][0]

@@ -1,0 +1,252 @@
+"""The detection core: runs the model set on an image and returns typed detections.
+
+Faces come from the face model (optionally on overlapping tiles as well, for small faces in
+large frames), persons and vehicles from the object model, plates from the plate model run on
+the full frame and on upscaled crops of the vehicles found, and person pixel masks from the
+segmentation model run on padded person crops (batched) and intersected with the boxes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from obscura.backends import Backend
+from obscura.errors import ConfigError
+from obscura.models.base import ModelAdapter, nms
+from obscura.models.registry import adapter_class
+from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
+from obscura.types import Detections, ImageArray, ObjectClass
+from obscura.zoo.manifest import ModelSpec
+from obscura.zoo.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+ALL_CLASSES = frozenset(ObjectClass)
+
+# Recall first: a missed face is the worst failure, a blurred patch of wall the mildest.
+DEFAULT_THRESHOLDS: Mapping[ObjectClass, float] = {
+    ObjectClass.FACE: 0.3,
+    ObjectClass.PERSON: 0.3,
+    ObjectClass.VEHICLE: 0.3,
+    ObjectClass.LICENSE_PLATE: 0.1,
+}
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Which models run and how. Model names refer to the model store (or a user's models)."""
+
+    face_model: str | None = "centerface"
+    object_model: str | None = "nanodet-m"
+    plate_model: str | None = "ccpd-plates"
+    segmentation_model: str | None = "selfie-segmentation"
+    thresholds: Mapping[ObjectClass, float] = field(
+        default_factory=lambda: dict(DEFAULT_THRESHOLDS)
+    )
+    nms_iou: Mapping[ObjectClass, float] = field(default_factory=dict)
+    model_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    face_tiles: bool = False
+    tile_size: int = 640
+    tile_overlap: float = 0.25
+    plate_on_vehicles: bool = True
+    max_vehicle_crops: int = 8
+    min_vehicle_side: int = 48  # px: smaller vehicles cannot carry a plate worth finding
+    plate_crop_size: int = 640  # px: vehicle crops are scaled so that the longer side is this
+    person_masks: bool = True
+
+    def __post_init__(self) -> None:
+        for cls, value in self.thresholds.items():
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"threshold for {cls.label} must be in 0..1, got {value}")
+        if not 0.0 <= self.tile_overlap < 1.0:
+            raise ConfigError(f"tile_overlap must be in 0..1, got {self.tile_overlap}")
+        if self.tile_size < 64:
+            raise ConfigError(f"tile_size must be >= 64, got {self.tile_size}")
+
+    def threshold(self, cls: ObjectClass) -> float:
+        return self.thresholds.get(cls, DEFAULT_THRESHOLDS[cls])
+
+
+@dataclass
+class _LoadedDetector:
+    spec: ModelSpec
+    adapter: ModelAdapter[Any]
+
+
+class Detector:
+    """Runs the configured model set. Thread-safe: adapters keep no per-call state."""
+
+    def __init__(self, store: ModelStore, backend: Backend, config: DetectorConfig | None = None):
+        self.config = config or DetectorConfig()
+        self.store = store
+        self.backend = backend
+        cfg = self.config
+        self.faces = self._load(cfg.face_model, {ObjectClass.FACE})
+        self.objects = self._load(cfg.object_model, {ObjectClass.PERSON, ObjectClass.VEHICLE})
+        self.plates = self._load(cfg.plate_model, {ObjectClass.LICENSE_PLATE})
+        self.segmenter: SegmentationAdapter | None = None
+        if cfg.segmentation_model and cfg.person_masks:
+            spec = store.spec(cfg.segmentation_model)
+            options = {**spec.options, **cfg.model_options.get(spec.name, {})}
+            self.segmenter = SegmentationAdapter(
+                backend.load(store.files(spec.name)), SegmentationConfig.from_mapping(options)
+            )
+
+    def _load(self, name: str | None, wanted: set[ObjectClass]) -> _LoadedDetector | None:
+        if not name:
+            return None
+        spec = self.store.spec(name)
+        if spec.task != "detect":
+            raise ConfigError(f"model {name!r} is a {spec.task} model, not a detector")
+        yields = set(spec.classes) & wanted
+        if not yields:
+            raise ConfigError(
+                f"model {name!r} yields {', '.join(c.label for c in spec.classes)}, "
+                f"none of {', '.join(c.label for c in wanted)}"
+            )
+        options = {**spec.options, **self.config.model_options.get(name, {})}
+        # The model's own cut-off is the lowest per-class threshold; classes are cut later.
+        options["score_threshold"] = min(self.config.threshold(c) for c in yields)
+        cls = yields.pop()
+        if cls in self.config.nms_iou:
+            options["nms_iou"] = self.config.nms_iou[cls]
+        adapter_type = adapter_class(spec.family)
+        adapter = adapter_type(
+            self.backend.load(self.store.files(name)),
+            adapter_type.config_type.from_mapping(options),
+        )
+        return _LoadedDetector(spec, adapter)
+
+    @property
+    def loaded_models(self) -> list[ModelSpec]:
+        specs = [m.spec for m in (self.faces, self.objects, self.plates) if m is not None]
+        if self.segmenter is not None and self.config.segmentation_model:
+            specs.append(self.store.spec(self.config.segmentation_model))
+        return specs
+
+    def supported_classes(self) -> frozenset[ObjectClass]:
+        out: set[ObjectClass] = set()
+        for m in (self.faces, self.objects, self.plates):
+            if m is not None:
+                out |= set(m.spec.classes)
+        return frozenset(out)
+
+    # --- detection ----------------------------------------------------------------------
+    def detect(
+        self, image: ImageArray, classes: Collection[ObjectClass] = ALL_CLASSES
+    ) -> Detections:
+        """Detections of ``classes`` in ``image`` (BGR uint8), class ids = ObjectClass codes."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"expected a BGR uint8 image (H, W, 3), got {image.dtype} {image.shape}"
+            )
+        wanted = set(classes)
+        parts: list[Detections] = []
+        need_vehicles = ObjectClass.VEHICLE in wanted or (
+            ObjectClass.LICENSE_PLATE in wanted and self.config.plate_on_vehicles
+        )
+        objects = Detections()
+        if self.objects is not None and (ObjectClass.PERSON in wanted or need_vehicles):
+            objects = self._mapped(self.objects, self.objects.adapter.detect(image))
+        if ObjectClass.FACE in wanted and self.faces is not None:
+            parts.append(self._faces(image))
+        if ObjectClass.LICENSE_PLATE in wanted and self.plates is not None:
+            vehicles = objects[objects.class_ids == ObjectClass.VEHICLE]
+            parts.append(self._plates(image, vehicles))
+        if ObjectClass.PERSON in wanted:
+            persons = objects[objects.class_ids == ObjectClass.PERSON]
+            if self.segmenter is not None and len(persons):
+                persons = persons.with_masks(self.segmenter.person_masks(image, persons.xyxy))
+            parts.append(persons)
+        if ObjectClass.VEHICLE in wanted:
+            parts.append(objects[objects.class_ids == ObjectClass.VEHICLE])
+        return Detections.concat(parts)
+
+    def _mapped(self, model: _LoadedDetector, raw: Detections) -> Detections:
+        """Model class ids to ObjectClass codes; drops unmapped classes and low scores."""
+        codes = np.full(len(raw), -1, dtype=np.int32)
+        for cls, ids in model.spec.classes.items():
+            codes[np.isin(raw.class_ids, ids)] = int(cls)
+        mapped = raw.with_class_ids(codes)[codes >= 0]
+        cut = np.array([self.config.threshold(ObjectClass(c)) for c in mapped.class_ids])
+        return mapped[mapped.scores >= cut] if len(mapped) else mapped
+
+    def _faces(self, image: ImageArray) -> Detections:
+        assert self.faces is not None
+        found = self._mapped(self.faces, self.faces.adapter.detect(image))
+        if self.config.face_tiles:
+            tiles = [
+                self._offset(self._mapped(self.faces, self.faces.adapter.detect(crop)), x, y)
+                for x, y, crop in _tiles(image, self.config.tile_size, self.config.tile_overlap)
+            ]
+            found = _merge([found, *tiles], self.faces.adapter.config.nms_iou)
+        return found
+
+    def _plates(self, image: ImageArray, vehicles: Detections) -> Detections:
+        assert self.plates is not None
+        adapter = self.plates.adapter
+        parts = [self._mapped(self.plates, adapter.detect(image))]
+        if self.config.plate_on_vehicles and len(vehicles):
+            sides = np.minimum(
+                vehicles.xyxy[:, 2] - vehicles.xyxy[:, 0], vehicles.xyxy[:, 3] - vehicles.xyxy[:, 1]
+            )
+            order = np.argsort(-vehicles.scores)
+            order = order[sides[order] >= self.config.min_vehicle_side][
+                : self.config.max_vehicle_crops
+            ]
+            h, w = image.shape[:2]
+            for x1, y1, x2, y2 in vehicles.xyxy[order]:
+                pad_x, pad_y = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
+                cx1, cy1 = max(0, math.floor(x1 - pad_x)), max(0, math.floor(y1 - pad_y))
+                cx2, cy2 = min(w, math.ceil(x2 + pad_x)), min(h, math.ceil(y2 + pad_y))
+                crop = image[cy1:cy2, cx1:cx2]
+                scale = self.config.plate_crop_size / max(crop.shape[:2])
+                if scale > 1.0:
+                    import cv2
+
+                    crop = cv2.resize(
+                        crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR
+                    )
+                else:
+                    scale = 1.0
+                found = self._mapped(self.plates, adapter.detect(crop))
+                found = Detections(found.xyxy / scale, found.scores, found.class_ids)
+                parts.append(self._offset(found, cx1, cy1))
+        return _merge(parts, adapter.config.nms_iou)
+
+    @staticmethod
+    def _offset(det: Detections, x: int, y: int) -> Detections:
+        if not len(det):
+            return det
+        shift = np.array([x, y, x, y], dtype=np.float32)
+        return Detections(det.xyxy + shift, det.scores, det.class_ids, det.masks)
+
+
+def _tiles(image: ImageArray, size: int, overlap: float) -> list[tuple[int, int, ImageArray]]:
+    """Overlapping square tiles covering the image; none if the image fits one tile."""
+    h, w = image.shape[:2]
+    if max(h, w) <= size:
+        return []
+    step = max(1, int(size * (1.0 - overlap)))
+
+    def starts(length: int) -> list[int]:
+        if length <= size:
+            return [0]
+        out = list(range(0, length - size, step))
+        out.append(length - size)
+        return out
+
+    return [(x, y, image[y : y + size, x : x + size]) for y in starts(h) for x in starts(w)]
+
+
+def _merge(parts: list[Detections], iou: float) -> Detections:
+    merged = Detections.concat(parts)
+    if len(merged) < 2:
+        return merged
+    return merged[nms(merged.xyxy, merged.scores, iou)]

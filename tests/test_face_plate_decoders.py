@@ -1,0 +1,107 @@
+"""Decoders of the centerface and retinaface families on synthetic outputs with known boxes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pytest
+from fakes import FakeModel, Outputs
+from numpy.typing import NDArray
+from obscura.models.centerface import CenterFaceAdapter, CenterFaceConfig
+from obscura.models.retinaface import RetinaFaceAdapter, RetinaFaceConfig, priors
+
+
+def centerface_outputs(
+    h: int, w: int, peaks: list[tuple[int, int, float, float, float]]
+) -> Outputs:
+    """peaks: (y, x, score, box_h, box_w) in input pixels at stride 4, offsets 0.25 / 0.5."""
+    heat = np.zeros((1, 1, h // 4, w // 4), np.float32)
+    scale = np.zeros((1, 2, h // 4, w // 4), np.float32)
+    offset = np.zeros((1, 2, h // 4, w // 4), np.float32)
+    offset[0, 0], offset[0, 1] = 0.25, 0.5
+    for y, x, s, bh, bw in peaks:
+        heat[0, 0, y, x] = s
+        scale[0, :, y, x] = [math.log(bh / 4), math.log(bw / 4)]
+    return [heat, scale, offset, np.zeros((1, 10, h // 4, w // 4), np.float32)]
+
+
+def test_centerface_decodes_box_centre_and_size_in_image_pixels() -> None:
+    def produce(inputs: Mapping[str, NDArray[np.float32]]) -> Outputs:
+        _, _, h, w = inputs["input"].shape
+        return centerface_outputs(h, w, [(10, 20, 0.9, 40, 30), (30, 30, 0.1, 40, 40)])
+
+    model = FakeModel(produce)
+    adapter = CenterFaceAdapter(model, CenterFaceConfig(input_size=(320, 320), score_threshold=0.3))
+    image = np.zeros((480, 640, 3), np.uint8)  # scaled by 0.5 into 320x240
+    det = adapter.detect(image)
+    assert model.calls == [{"input": (1, 3, 256, 320)}]  # fit_aspect: 240 rounded up to 256
+    assert len(det) == 1  # the 0.1 peak is below the threshold
+    cy, cx = (10 + 0.25 + 0.5) * 4, (20 + 0.5 + 0.5) * 4
+    expected = np.array([cx - 15, cy - 20, cx + 15, cy + 20]) * 2
+    np.testing.assert_allclose(det.xyxy[0], expected, atol=1e-3)
+    assert det.scores[0] == pytest.approx(0.9)
+
+
+def test_centerface_suppresses_overlapping_peaks() -> None:
+    def produce(inputs: Mapping[str, NDArray[np.float32]]) -> Outputs:
+        return centerface_outputs(128, 128, [(10, 10, 0.9, 40, 40), (10, 11, 0.8, 40, 40)])
+
+    adapter = CenterFaceAdapter(FakeModel(produce), CenterFaceConfig(input_size=(128, 128)))
+    det = adapter.detect(np.zeros((128, 128, 3), np.uint8))
+    assert len(det) == 1
+    assert det.scores[0] == pytest.approx(0.9)
+
+
+def test_centerface_rejects_unexpected_outputs() -> None:
+    adapter = CenterFaceAdapter(
+        FakeModel(lambda _: [np.zeros((1, 3, 8, 8), np.float32)]), CenterFaceConfig()
+    )
+    with pytest.raises(ValueError, match="centerface expects outputs"):
+        adapter.detect(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_retinaface_prior_layout() -> None:
+    table = priors(640, 640, (8, 16, 32), ((16, 32), (64, 128), (256, 512)))
+    assert table.shape == ((80 * 80 + 40 * 40 + 20 * 20) * 2, 4)
+    # First cell of level 0, both sizes; second cell of level 0; first cell of level 1.
+    np.testing.assert_allclose(table[0], [4, 4, 16, 16])
+    np.testing.assert_allclose(table[1], [4, 4, 32, 32])
+    np.testing.assert_allclose(table[2], [12, 4, 16, 16])
+    np.testing.assert_allclose(table[80 * 80 * 2], [8, 8, 64, 64])
+
+
+def test_retinaface_decodes_with_variances() -> None:
+    size = (320, 320)
+    table = priors(*size, (8, 16, 32), ((16, 32), (64, 128), (256, 512)))
+    target = 40 * 40 * 2 + 5 * 20 * 2 + 7 * 2 + 1  # level 1, row 5, col 7, size 128
+
+    def produce(inputs: Mapping[str, NDArray[np.float32]]) -> Outputs:
+        n = len(table)
+        loc = np.zeros((1, n, 4), np.float32)
+        conf = np.zeros((1, n, 2), np.float32)
+        conf[0, :, 0] = 1.0
+        loc[0, target] = [1.0, -0.5, math.log(0.5) / 0.2, 0.0]
+        conf[0, target] = [0.05, 0.95]
+        return [loc, conf, np.zeros((1, n, 10), np.float32)]
+
+    adapter = RetinaFaceAdapter(FakeModel(produce), RetinaFaceConfig(input_size=size))
+    det = adapter.detect(np.zeros((320, 320, 3), np.uint8))
+    cx0, cy0, pw, ph = table[target]
+    assert (cx0, cy0, pw) == (7.5 * 16, 5.5 * 16, 128)
+    cx, cy = cx0 + 1.0 * 0.1 * pw, cy0 - 0.5 * 0.1 * ph
+    w, h = pw * 0.5, ph
+    np.testing.assert_allclose(
+        det.xyxy[0], [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], atol=1e-3
+    )
+    assert det.scores.tolist() == pytest.approx([0.95])
+
+
+def test_retinaface_prior_count_mismatch_is_explained() -> None:
+    adapter = RetinaFaceAdapter(
+        FakeModel(lambda _: [np.zeros((1, 10, 4), np.float32), np.zeros((1, 10, 2), np.float32)]),
+        RetinaFaceConfig(input_size=(64, 64)),
+    )
+    with pytest.raises(ValueError, match="10 predictions but 168 priors"):
+        adapter.detect(np.zeros((64, 64, 3), np.uint8))

