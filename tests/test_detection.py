@@ -1,0 +1,139 @@
+"""The detection core with the real default models on the shared real photos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from obscura.backends import BackendConfig, create_backend
+from obscura.evaluate import evaluate, iou_matrix, load_annotations
+from obscura.pipeline.detect import Detector, DetectorConfig
+from obscura.types import ImageArray, ObjectClass
+from obscura.zoo.store import ModelStore
+
+pytestmark = pytest.mark.models
+
+# Floors measured on ../shared/data/public with the default configuration (see the closing
+# figures in the README's model table); a drop below them is a regression.
+RECALL_FLOORS = {
+    ObjectClass.FACE: 0.95,
+    ObjectClass.PERSON: 0.75,
+    ObjectClass.VEHICLE: 0.75,
+}
+PRECISION_FLOORS = {
+    ObjectClass.FACE: 0.85,
+    ObjectClass.PERSON: 0.75,
+    ObjectClass.VEHICLE: 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def report(detector: Detector, data_dir: Path) -> dict[ObjectClass, tuple[float, float]]:
+    annotations = load_annotations(data_dir / "annotations.json")
+    result = evaluate(detector.detect, annotations, data_dir)
+    print(json.dumps(result.as_dict()["classes"], indent=1))
+    return {
+        c: (n.recall or 0.0, n.precision or 0.0)
+        for c, n in result.classes.items()
+        if n.recall is not None
+    }
+
+
+@pytest.mark.parametrize("cls", list(RECALL_FLOORS))
+def test_recall_and_precision_floors(
+    report: dict[ObjectClass, tuple[float, float]], cls: ObjectClass
+) -> None:
+    recall, precision = report[cls]
+    assert recall >= RECALL_FLOORS[cls], f"{cls.label} recall {recall:.3f}"
+    assert precision >= PRECISION_FLOORS[cls], f"{cls.label} precision {precision:.3f}"
+
+
+def test_plate_found_on_the_car(
+    detector: Detector, load_image: Callable[[str], ImageArray], data_dir: Path
+) -> None:
+    truth = load_annotations(data_dir / "annotations.json")["opencv_licenseplate_motion.jpg"]
+    det = detector.detect(load_image("opencv_licenseplate_motion.jpg"), {ObjectClass.LICENSE_PLATE})
+    plates = det[det.class_ids == ObjectClass.LICENSE_PLATE]
+    assert len(plates) >= 1
+    assert iou_matrix(plates.xyxy, truth[ObjectClass.LICENSE_PLATE].xyxy).max() >= 0.5
+
+
+def test_only_requested_classes_are_returned(
+    detector: Detector, load_image: Callable[[str], ImageArray]
+) -> None:
+    det = detector.detect(load_image("deface_city.jpg"), {ObjectClass.FACE})
+    assert len(det) > 10
+    assert set(det.class_ids.tolist()) == {int(ObjectClass.FACE)}
+
+
+def test_persons_carry_box_local_masks(
+    detector: Detector, load_image: Callable[[str], ImageArray]
+) -> None:
+    image = load_image("darknet_person.jpg")
+    det = detector.detect(image, {ObjectClass.PERSON})
+    assert len(det) >= 1
+    for i in range(len(det)):
+        mask = det.mask_at(i)
+        assert mask is not None
+        x1, y1, x2, y2 = det.xyxy[i]
+        assert mask.x == int(np.floor(x1))
+        assert mask.y == int(np.floor(y1))
+        assert abs(mask.x + mask.width - x2) <= 1
+        assert abs(mask.y + mask.height - y2) <= 1
+        assert 0.2 < mask.mask.mean() < 0.98  # a silhouette, not the whole box
+
+
+def test_face_tiles_keep_recall_on_large_frames(
+    model_store: ModelStore, load_image: Callable[[str], ImageArray]
+) -> None:
+    """A 4x upscaled group photo: the tiled detector still finds the faces."""
+    import cv2
+
+    image = load_image("visp_solvay1927.png")
+    big = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    backend = create_backend(BackendConfig(precision="f32"))
+    small_input = {"centerface": {"input_size": [640, 640]}}
+    plain = Detector(
+        model_store,
+        backend,
+        DetectorConfig(model_options=small_input, segmentation_model=None),
+    )
+    tiled = Detector(
+        model_store,
+        backend,
+        DetectorConfig(model_options=small_input, face_tiles=True, segmentation_model=None),
+    )
+    n_plain = len(plain.detect(big, {ObjectClass.FACE}))
+    n_tiled = len(tiled.detect(big, {ObjectClass.FACE}))
+    assert n_tiled >= 27  # 29 faces in the photo
+    assert n_tiled > n_plain
+
+
+@pytest.mark.parametrize("model", ["centerface", "ccpd-plates", "nanodet-m"])
+def test_openvino_and_onnxruntime_agree(
+    model_store: ModelStore, load_image: Callable[[str], ImageArray], model: str
+) -> None:
+    """Parity: the same detections (same count, IoU >= 0.9) from both runtimes."""
+    from obscura.models.registry import adapter_class
+
+    spec = model_store.spec(model)
+    adapter_type = adapter_class(spec.family)
+    options = adapter_type.config_type.from_mapping(spec.options)
+    results = []
+    for runtime in ("openvino", "onnxruntime"):
+        backend = create_backend(BackendConfig(runtime=runtime, precision="f32"))
+        adapter = adapter_type(backend.load(model_store.files(model)), options)
+        results.append(
+            [adapter.detect(load_image(n)) for n in ("deface_city.jpg", "darknet_dog.jpg",
+                                                      "opencv_licenseplate_motion.jpg")]
+        )  # fmt: skip
+    for ov_det, ort_det in zip(*results, strict=True):
+        assert len(ov_det) == len(ort_det)
+        if len(ov_det):
+            ious = iou_matrix(ov_det.xyxy, ort_det.xyxy)
+            assert ious.max(axis=1).min() >= 0.9
+            assert np.array_equal(np.sort(ov_det.class_ids), np.sort(ort_det.class_ids))
