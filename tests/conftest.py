@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+
 from obscura.backends import BackendConfig, ModelFiles, create_backend
 from obscura.pipeline.detect import Detector, DetectorConfig
 from obscura.types import ImageArray

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+
 from obscura.backends import TensorInfo
 
 Outputs = list[NDArray[np.float32]]

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
-from fakes import FakeModel, Outputs
 from numpy.typing import NDArray
+
 from obscura.models.centerface import CenterFaceAdapter, CenterFaceConfig
 from obscura.models.retinaface import RetinaFaceAdapter, RetinaFaceConfig, priors
+
+from fakes import FakeModel, Outputs
 
 
 def centerface_outputs(

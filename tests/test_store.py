@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
 from obscura.backends import BackendConfig, create_backend
 from obscura.errors import ConfigError, ModelStoreError
 from obscura.zoo.manifest import load_manifest
 from obscura.zoo.store import ModelStore
-from onnx import TensorProto, helper, numpy_helper
 
 
 def tiny_onnx() -> bytes:

@@ -80,6 +80,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="recall and precision per class at IoU 0.5 (JSON)")
     ev.add_argument("images_dir", type=Path, help="folder holding the annotated images")
     ev.add_argument("--annotations", type=Path, required=True, help="annotations JSON file")
+    ev.add_argument(
+        "--meta", type=Path, help="labelling metadata (default: <annotations>_meta.json if present)"
+    )
     ev.add_argument("-o", "--output", type=Path, help="write the JSON report here too")
     ev.add_argument("--per-image", action="store_true", help="include per-image counts")
     _add_runtime_options(ev)
@@ -185,7 +188,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from obscura.evaluate import evaluate, load_annotations
 
     detector = _detector(_config(args))
-    annotations = load_annotations(args.annotations)
+    annotations = load_annotations(args.annotations, args.meta)
     report = evaluate(
         lambda image: detector.detect(image, args.classes),
         annotations,

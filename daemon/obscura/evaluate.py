@@ -3,6 +3,11 @@
 Annotation format: ``{"image.jpg": [{"label": "face" | "plate" | "person" | "vehicle",
 "bbox": [x1, y1, x2, y2], "difficult": bool?}, ...]}``. Detections matching a difficult object
 count neither way; the others are matched greedily, best score first.
+
+An optional metadata file (``annotations_meta.json`` beside the annotations is used when it
+exists) says which labels are complete per image: ``{"public": {"image.jpg":
+{"complete_labels": ["face", ...]}}}``. Classes not labelled completely in an image are not
+scored there at all.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ _LABELS = {"face": ObjectClass.FACE, "plate": ObjectClass.LICENSE_PLATE,
 class GroundTruth:
     xyxy: FloatArray
     difficult: np.ndarray[Any, np.dtype[np.bool_]]
+    complete: bool = True
 
 
 @dataclass
@@ -107,11 +113,33 @@ def match(det: FloatArray, scores: FloatArray, gt: GroundTruth, iou: float = 0.5
     return counts
 
 
-def load_annotations(path: Path) -> dict[str, dict[ObjectClass, GroundTruth]]:
+def _read_json(path: Path) -> Any:
     try:
-        raw = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read annotations {path}: {exc}") from None
+        raise InvalidInput(f"cannot read {path}: {exc}") from None
+
+
+def _complete_labels(meta: Any) -> dict[str, set[ObjectClass]]:
+    out: dict[str, set[ObjectClass]] = {}
+    for group in meta.values():
+        if not isinstance(group, dict):
+            continue
+        for image, info in group.items():
+            if isinstance(info, dict) and "complete_labels" in info:
+                out[image] = {
+                    _LABELS[label] for label in info["complete_labels"] if label in _LABELS
+                }
+    return out
+
+
+def load_annotations(
+    path: Path, meta_path: Path | None = None
+) -> dict[str, dict[ObjectClass, GroundTruth]]:
+    raw = _read_json(path)
+    if meta_path is None and (path.parent / f"{path.stem}_meta.json").exists():
+        meta_path = path.parent / f"{path.stem}_meta.json"
+    complete = _complete_labels(_read_json(meta_path)) if meta_path else {}
     out: dict[str, dict[ObjectClass, GroundTruth]] = {}
     for image, objects in raw.items():
         per_class: dict[ObjectClass, tuple[list[list[float]], list[bool]]] = {
@@ -126,7 +154,9 @@ def load_annotations(path: Path) -> dict[str, dict[ObjectClass, GroundTruth]]:
             difficult.append(bool(obj.get("difficult", False)))
         out[image] = {
             c: GroundTruth(
-                np.asarray(b, dtype=np.float32).reshape(-1, 4), np.asarray(d, dtype=bool)
+                np.asarray(b, dtype=np.float32).reshape(-1, 4),
+                np.asarray(d, dtype=bool),
+                c in complete.get(image, set(ObjectClass)),
             )
             for c, (b, d) in per_class.items()
         }
@@ -149,6 +179,8 @@ def evaluate(
         report.seconds.append(time.perf_counter() - start)
         report.per_image[name] = {}
         for cls in classes:
+            if not truth[cls].complete:
+                continue
             picked = det.class_ids == int(cls)
             counts = match(det.xyxy[picked], det.scores[picked], truth[cls])
             total = report.classes[cls]

@@ -188,9 +188,10 @@ class ModelAdapter(ABC, Generic[ConfigT]):
 def fit_to_multiple(
     width: int, height: int, bound: tuple[int, int], multiple: int
 ) -> tuple[int, int]:
-    """The input size for a dynamic-shape model: the image scaled to fit ``bound`` (w, h),
-    keeping its aspect ratio, each side rounded up to ``multiple``."""
-    scale = min(bound[0] / width, bound[1] / height)
+    """The input size for a dynamic-shape model: the image scaled down to fit ``bound`` (w, h)
+    if it is larger (never up: that costs time and adds no detail), keeping its aspect ratio,
+    each side rounded up to ``multiple``."""
+    scale = min(bound[0] / width, bound[1] / height, 1.0)
     w = max(multiple, -(-round(width * scale) // multiple) * multiple)
     h = max(multiple, -(-round(height * scale) // multiple) * multiple)
     return w, h

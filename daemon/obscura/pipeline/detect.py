@@ -14,11 +14,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from obscura.backends import Backend
 from obscura.errors import ConfigError
-from obscura.models.base import ModelAdapter, nms
+from obscura.models.base import ModelAdapter, batched_nms, nms
 from obscura.models.registry import adapter_class
 from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
 from obscura.types import Detections, ImageArray, ObjectClass
@@ -32,7 +33,7 @@ ALL_CLASSES = frozenset(ObjectClass)
 # Recall first: a missed face is the worst failure, a blurred patch of wall the mildest.
 DEFAULT_THRESHOLDS: Mapping[ObjectClass, float] = {
     ObjectClass.FACE: 0.3,
-    ObjectClass.PERSON: 0.3,
+    ObjectClass.PERSON: 0.25,
     ObjectClass.VEHICLE: 0.3,
     ObjectClass.LICENSE_PLATE: 0.1,
 }
@@ -57,7 +58,6 @@ class DetectorConfig:
     plate_on_vehicles: bool = True
     max_vehicle_crops: int = 8
     min_vehicle_side: int = 48  # px: smaller vehicles cannot carry a plate worth finding
-    plate_crop_size: int = 640  # px: vehicle crops are scaled so that the longer side is this
     person_masks: bool = True
 
     def __post_init__(self) -> None:
@@ -174,8 +174,13 @@ class Detector:
         for cls, ids in model.spec.classes.items():
             codes[np.isin(raw.class_ids, ids)] = int(cls)
         mapped = raw.with_class_ids(codes)[codes >= 0]
+        if not len(mapped):
+            return mapped
         cut = np.array([self.config.threshold(ObjectClass(c)) for c in mapped.class_ids])
-        return mapped[mapped.scores >= cut] if len(mapped) else mapped
+        mapped = mapped[mapped.scores >= cut]
+        # Several model classes may map to one (car, truck -> vehicle): one box per object.
+        iou = model.adapter.config.nms_iou
+        return mapped[batched_nms(mapped.xyxy, mapped.scores, mapped.class_ids, iou)]
 
     def _faces(self, image: ImageArray) -> Detections:
         assert self.faces is not None
@@ -206,10 +211,9 @@ class Detector:
                 cx1, cy1 = max(0, math.floor(x1 - pad_x)), max(0, math.floor(y1 - pad_y))
                 cx2, cy2 = min(w, math.ceil(x2 + pad_x)), min(h, math.ceil(y2 + pad_y))
                 crop = image[cy1:cy2, cx1:cx2]
-                scale = self.config.plate_crop_size / max(crop.shape[:2])
+                # Small vehicles are scaled up to the plate model's input: small plates get pixels.
+                scale = max(adapter.config.input_size) / max(crop.shape[:2])
                 if scale > 1.0:
-                    import cv2
-
                     crop = cv2.resize(
                         crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR
                     )

@@ -1,0 +1,150 @@
+"""The detection pipeline's own logic (class mapping, thresholds, two-stage plates, tiles) on
+a fake backend; the real models are exercised in test_detection.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from obscura.backends import ModelFiles
+from obscura.pipeline.detect import Detector, DetectorConfig
+from obscura.types import ObjectClass
+from obscura.zoo.manifest import load_manifest
+from obscura.zoo.store import ModelStore
+
+from fakes import FakeModel, Outputs
+
+Row = tuple[int, float, float, float, float, float]  # label, score, x1, y1, x2, y2 (0..1)
+
+
+def ssd_output(rows: list[Row]) -> Outputs:
+    out = np.full((1, 1, len(rows) + 1, 7), -1.0, np.float32)
+    for i, row in enumerate(rows):
+        out[0, 0, i] = [0, *row]
+    return [out]
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, models: Mapping[str, FakeModel]) -> None:
+        self.models = models
+
+    def load(self, files: ModelFiles) -> FakeModel:
+        return self.models[files.name]
+
+
+def make_store(tmp_path: Path) -> ModelStore:
+    text = ""
+    for name, classes in [
+        ("objects", "{ person = [1], vehicle = [2, 3] }"),
+        ("plates", "{ license-plate = [1] }"),
+        ("faces", "{ face = [1] }"),
+    ]:
+        path = tmp_path / f"{name}.xml"
+        path.write_text("<net/>")
+        text += f'[models.{name}]\npath = "{path}"\nfamily = "ssd"\nclasses = {classes}\n'
+        text += "options = { input_size = [300, 300] }\n"
+    return ModelStore(tmp_path / "cache", load_manifest(text))
+
+
+def fake(rows: list[Row]) -> FakeModel:
+    return FakeModel(lambda _: ssd_output(rows), shape=(1, 3, 300, 300))
+
+
+def detector(tmp_path: Path, models: Mapping[str, FakeModel], **options: object) -> Detector:
+    config = DetectorConfig(
+        face_model="faces",
+        object_model="objects",
+        plate_model="plates",
+        segmentation_model=None,
+        **options,  # type: ignore[arg-type]
+    )
+    return Detector(make_store(tmp_path), FakeBackend(models), config)  # type: ignore[arg-type]
+
+
+IMAGE = np.zeros((400, 800, 3), np.uint8)
+
+
+def test_classes_are_mapped_thresholded_and_merged(tmp_path: Path) -> None:
+    objects = fake([
+        (1, 0.9, 0.1, 0.1, 0.2, 0.5),    # person
+        (2, 0.8, 0.5, 0.5, 0.9, 0.9),    # car -> vehicle
+        (3, 0.6, 0.51, 0.5, 0.9, 0.9),   # truck, same object -> merged into the car
+        (1, 0.2, 0.3, 0.3, 0.4, 0.4),    # person below the 0.25 default threshold
+        (7, 0.9, 0.0, 0.0, 0.1, 0.1),    # a class that maps to nothing
+    ])  # fmt: skip
+    det = detector(tmp_path, {"objects": objects, "plates": fake([]), "faces": fake([])})
+    found = det.detect(IMAGE, {ObjectClass.PERSON, ObjectClass.VEHICLE})
+    assert sorted(found.class_ids.tolist()) == [int(ObjectClass.PERSON), int(ObjectClass.VEHICLE)]
+    vehicle = found[found.class_ids == ObjectClass.VEHICLE]
+    np.testing.assert_allclose(vehicle.xyxy[0], [400, 200, 720, 360], atol=1)
+    assert vehicle.scores[0] == pytest.approx(0.8)
+
+
+def test_unrequested_classes_run_no_model(tmp_path: Path) -> None:
+    models = {"objects": fake([]), "plates": fake([]), "faces": fake([(1, 0.9, 0, 0, 0.1, 0.1)])}
+    found = detector(tmp_path, models).detect(IMAGE, {ObjectClass.FACE})
+    assert found.class_ids.tolist() == [int(ObjectClass.FACE)]
+    assert models["objects"].calls == []
+    assert models["plates"].calls == []
+
+
+def test_plates_run_on_vehicle_crops_and_map_back(tmp_path: Path) -> None:
+    # Vehicles: two large ones and one too small to carry a plate (20 px high).
+    objects = fake([
+        (2, 0.9, 0.5, 0.5, 0.75, 1.0),       # 200 x 200 px at (400, 200)
+        (2, 0.8, 0.0, 0.0, 0.25, 0.5),       # 200 x 200 px at (0, 0)
+        (2, 0.7, 0.9, 0.0, 0.95, 0.05),      # 40 x 20 px: skipped
+    ])  # fmt: skip
+    # The plate model reports a plate in the middle of whatever it is given.
+    plates = fake([(1, 0.6, 0.45, 0.45, 0.55, 0.55)])
+    det = detector(tmp_path, {"objects": objects, "plates": plates, "faces": fake([])})
+    found = det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    assert len(plates.calls) == 1 + 2  # full frame + the two large vehicles
+    assert set(found.class_ids.tolist()) == {int(ObjectClass.LICENSE_PLATE)}
+    centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in found.xyxy.tolist())
+    # Full frame centre (400, 200), and the centres of the padded (and clipped) crops.
+    expected = sorted([(400.0, 200.0), (500.0, 290.0), (110.0, 110.0)])
+    np.testing.assert_allclose(centres, expected, atol=2)
+
+
+def test_vehicle_crops_are_capped(tmp_path: Path) -> None:
+    rows: list[Row] = [(2, 0.9 - i / 100, i / 10, 0.0, i / 10 + 0.1, 0.5) for i in range(9)]
+    plates = fake([])
+    det = detector(
+        tmp_path, {"objects": fake(rows), "plates": plates, "faces": fake([])}, max_vehicle_crops=3
+    )
+    det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    assert len(plates.calls) == 1 + 3
+
+
+def test_face_tiles_cover_the_frame_and_merge(tmp_path: Path) -> None:
+    faces = fake([(1, 0.9, 0.4, 0.4, 0.6, 0.6)])
+    det = detector(
+        tmp_path,
+        {"objects": fake([]), "plates": fake([]), "faces": faces},
+        face_tiles=True,
+        tile_size=400,
+        tile_overlap=0.5,
+    )
+    found = det.detect(np.zeros((400, 1000, 3), np.uint8), {ObjectClass.FACE})
+    # Full frame + tiles at x = 0, 200, 400, 600 (the last one flush with the right edge).
+    assert len(faces.calls) == 1 + 4
+    assert len(found) == 5  # one face per view, none overlapping another
+
+
+def test_bad_threshold_is_a_config_error() -> None:
+    from obscura.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"threshold for face must be in 0\.\.1"):
+        DetectorConfig(thresholds={ObjectClass.FACE: 1.5})
+
+
+def test_image_must_be_bgr_uint8(tmp_path: Path) -> None:
+    det = detector(tmp_path, {"objects": fake([]), "plates": fake([]), "faces": fake([])})
+    with pytest.raises(ValueError, match="BGR uint8"):
+        det.detect(np.zeros((10, 10), np.uint8))
