@@ -12,6 +12,7 @@ import pytest
 from obscura.cli import main
 from obscura.config import load_config
 from obscura.errors import ConfigError
+from obscura.pipeline.detect import DEFAULT_THRESHOLDS
 from obscura.types import ObjectClass
 
 
@@ -80,7 +81,7 @@ def test_config_thresholds_and_user_models(tmp_path: Path) -> None:
     )
     config = load_config(path)
     assert config.detector.threshold(ObjectClass.FACE) == 0.5
-    assert config.detector.threshold(ObjectClass.PERSON) == 0.3
+    assert config.detector.threshold(ObjectClass.PERSON) == DEFAULT_THRESHOLDS[ObjectClass.PERSON]
     assert config.models["mine"].family == "yolov8"
     assert "centerface" in config.models
 
