@@ -10,6 +10,7 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 from numpy.typing import NDArray
+from openvino.frontend import ConversionExtension
 
 from obscura.backends import BackendConfig, ModelFiles, TensorInfo
 from obscura.errors import ConfigError
@@ -40,7 +41,8 @@ def _reference_transpose_conv(
     cropped = full[:, begin_y : begin_y + h * stride, begin_x : begin_x + wd * stride]
     out = np.zeros((n, h * stride, wd * stride, out_c))
     out[:, : cropped.shape[1], : cropped.shape[2]] = cropped
-    return out + b
+    out += b
+    return out
 
 
 @pytest.mark.parametrize(
@@ -74,6 +76,7 @@ def test_same_padding() -> None:
 def test_extension_targets_the_custom_op() -> None:
     exts = extensions()
     assert len(exts) == 1
+    assert isinstance(exts[0], ConversionExtension)
     assert TRANSPOSE_CONV_BIAS == "Convolution2DTransposeBias"
 
 
