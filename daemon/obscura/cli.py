@@ -9,11 +9,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from obscura import __version__
 from obscura.config import Config, load_config
 from obscura.errors import ObscuraError
 from obscura.types import ObjectClass
+
+if TYPE_CHECKING:
+    from obscura.pipeline.detect import Detector
 
 log = logging.getLogger("obscura")
 
@@ -103,7 +107,7 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
-def _detector(config: Config):  # type: ignore[no-untyped-def]
+def _detector(config: Config) -> Detector:
     from obscura.backends import create_backend
     from obscura.pipeline.detect import Detector
 
@@ -157,14 +161,12 @@ def _cmd_samples_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    import cv2
+    from obscura.imageio import read_image
 
     detector = _detector(_config(args))
     out = []
     for path in args.images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ObscuraError(f"{path}: not found or not a readable image")
+        image = read_image(path)
         start = time.perf_counter()
         det = detector.detect(image, args.classes)
         elapsed = time.perf_counter() - start

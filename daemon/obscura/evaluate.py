@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from obscura.errors import InvalidInput
+from obscura.imageio import read_image
 from obscura.types import Detections, FloatArray, ImageArray, ObjectClass
 
 _LABELS = {"face": ObjectClass.FACE, "plate": ObjectClass.LICENSE_PLATE,
@@ -171,9 +171,7 @@ def evaluate(
 ) -> EvalReport:
     report = EvalReport(classes={c: ClassCounts() for c in classes})
     for name, truth in sorted(annotations.items()):
-        image = cv2.imread(str(images_dir / name), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InvalidInput(f"annotated image {name!r} not found or unreadable in {images_dir}")
+        image = read_image(images_dir / name)
         start = time.perf_counter()
         det = detect(image)
         report.seconds.append(time.perf_counter() - start)

@@ -214,8 +214,9 @@ class Detector:
                 # Small vehicles are scaled up to the plate model's input: small plates get pixels.
                 scale = max(adapter.config.input_size) / max(crop.shape[:2])
                 if scale > 1.0:
-                    crop = cv2.resize(
-                        crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR
+                    crop = np.asarray(
+                        cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR),
+                        dtype=np.uint8,
                     )
                 else:
                     scale = 1.0
