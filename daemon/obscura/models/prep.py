@@ -14,7 +14,7 @@ import numpy as np
 
 from obscura.backends import InferenceModel
 from obscura.errors import ConfigError
-from obscura.models.base import Letterbox, Tensor
+from obscura.models.base import Letterbox, Tensor, letterbox
 from obscura.types import FloatArray, ImageArray
 
 ChannelOrder = Literal["bgr", "rgb"]
@@ -65,6 +65,27 @@ def image_tensor(
     if not channels_last:
         tensor = tensor.transpose(2, 0, 1)
     return np.ascontiguousarray(tensor[None], dtype=np.float32)
+
+
+def resize_and_normalise(
+    image: ImageArray,
+    size: tuple[int, int],
+    *,
+    resize: ResizeMode,
+    order: ChannelOrder,
+    mean: tuple[float, float, float],
+    scale: tuple[float, float, float],
+    channels_last: bool = False,
+) -> tuple[Tensor, Letterbox]:
+    """Stretches or letterboxes ``image`` into ``size``, then builds the normalised tensor."""
+    canvas: ImageArray
+    meta: Letterbox
+    if resize == "stretch":
+        canvas, meta = stretch(image, size)
+    else:
+        canvas, meta = letterbox(image, size)
+    tensor = image_tensor(canvas, order=order, mean=mean, scale=scale, channels_last=channels_last)
+    return tensor, meta
 
 
 def input_is_nhwc(model: InferenceModel) -> bool:

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from obscura.backends import InferenceModel
-from obscura.models.base import AdapterConfig, Letterbox, ModelAdapter, Tensor, letterbox
+from obscura.models.base import AdapterConfig, Letterbox, ModelAdapter, Tensor
 from obscura.models.prep import (
     ChannelOrder,
     ResizeMode,
     check_input_size,
     check_preprocessing,
-    image_tensor,
     input_is_nhwc,
-    stretch,
+    resize_and_normalise,
 )
 from obscura.models.registry import register_family
 from obscura.types import Detections, ImageArray
@@ -58,14 +57,10 @@ class SSDAdapter(ModelAdapter[SSDConfig]):
         self._nhwc = input_is_nhwc(model)
 
     def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
-        canvas: ImageArray
-        meta: Letterbox
-        if self.config.resize == "stretch":
-            canvas, meta = stretch(image, self.config.input_size)
-        else:
-            canvas, meta = letterbox(image, self.config.input_size)
-        tensor = image_tensor(
-            canvas,
+        tensor, meta = resize_and_normalise(
+            image,
+            self.config.input_size,
+            resize=self.config.resize,
             order=self.config.layout,
             mean=self.config.mean,
             scale=self.config.scale,

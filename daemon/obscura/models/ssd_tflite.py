@@ -22,7 +22,6 @@ from obscura.models.base import (
     Letterbox,
     ModelAdapter,
     Tensor,
-    letterbox,
     sigmoid,
 )
 from obscura.models.prep import (
@@ -30,9 +29,8 @@ from obscura.models.prep import (
     ResizeMode,
     check_input_size,
     check_preprocessing,
-    image_tensor,
     input_is_nhwc,
-    stretch,
+    resize_and_normalise,
 )
 from obscura.models.registry import register_family
 from obscura.types import Detections, FloatArray, ImageArray
@@ -183,14 +181,10 @@ class SSDTFLiteAdapter(ModelAdapter[SSDTFLiteConfig]):
         return ssd_anchors(w, h, tuple(sizes), tuple(tuple(s) for s in specs))
 
     def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
-        canvas: ImageArray
-        meta: Letterbox
-        if self.config.resize == "stretch":
-            canvas, meta = stretch(image, self.config.input_size)
-        else:
-            canvas, meta = letterbox(image, self.config.input_size)
-        tensor = image_tensor(
-            canvas,
+        tensor, meta = resize_and_normalise(
+            image,
+            self.config.input_size,
+            resize=self.config.resize,
             order=self.config.layout,
             mean=self.config.mean,
             scale=self.config.scale,
