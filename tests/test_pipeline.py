@@ -148,3 +148,22 @@ def test_image_must_be_bgr_uint8(tmp_path: Path) -> None:
     det = detector(tmp_path, {"objects": fake([]), "plates": fake([]), "faces": fake([])})
     with pytest.raises(ValueError, match="BGR uint8"):
         det.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_object_tiles_merge_per_class(tmp_path: Path) -> None:
+    # Every view reports a person and a vehicle on the same spot of the view.
+    objects = fake([(1, 0.9, 0.4, 0.4, 0.6, 0.6), (2, 0.8, 0.4, 0.4, 0.6, 0.6)])
+    det = detector(
+        tmp_path,
+        {"objects": objects, "plates": fake([]), "faces": fake([])},
+        object_tiles=True,
+        tile_size=500,
+        tile_overlap=0.0,
+    )
+    found = det.detect(
+        np.zeros((500, 1000, 3), np.uint8), {ObjectClass.PERSON, ObjectClass.VEHICLE}
+    )
+    assert len(objects.calls) == 1 + 2
+    # The full-frame box (400..600) overlaps neither tile's box; a person and a vehicle each.
+    assert sorted(found.class_ids.tolist()).count(int(ObjectClass.PERSON)) == 3
+    assert sorted(found.class_ids.tolist()).count(int(ObjectClass.VEHICLE)) == 3

@@ -19,7 +19,7 @@ import numpy as np
 
 from obscura.backends import Backend
 from obscura.errors import ConfigError
-from obscura.models.base import ModelAdapter, batched_nms, nms
+from obscura.models.base import ModelAdapter, batched_nms
 from obscura.models.registry import adapter_class
 from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
 from obscura.types import Detections, ImageArray, ObjectClass
@@ -52,7 +52,10 @@ class DetectorConfig:
     )
     nms_iou: Mapping[ObjectClass, float] = field(default_factory=dict)
     model_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Tiling: the model also runs on overlapping tiles of frames larger than a tile, so that
+    # small objects keep their pixels. Costs one inference per tile.
     face_tiles: bool = False
+    object_tiles: bool = False
     tile_size: int = 640
     tile_overlap: float = 0.25
     plate_on_vehicles: bool = True
@@ -153,9 +156,9 @@ class Detector:
         )
         objects = Detections()
         if self.objects is not None and (ObjectClass.PERSON in wanted or need_vehicles):
-            objects = self._mapped(self.objects, self.objects.adapter.detect(image))
+            objects = self._run(self.objects, image, tiled=self.config.object_tiles)
         if ObjectClass.FACE in wanted and self.faces is not None:
-            parts.append(self._faces(image))
+            parts.append(self._run(self.faces, image, tiled=self.config.face_tiles))
         if ObjectClass.LICENSE_PLATE in wanted and self.plates is not None:
             vehicles = objects[objects.class_ids == ObjectClass.VEHICLE]
             parts.append(self._plates(image, vehicles))
@@ -182,15 +185,14 @@ class Detector:
         iou = model.adapter.config.nms_iou
         return mapped[batched_nms(mapped.xyxy, mapped.scores, mapped.class_ids, iou)]
 
-    def _faces(self, image: ImageArray) -> Detections:
-        assert self.faces is not None
-        found = self._mapped(self.faces, self.faces.adapter.detect(image))
-        if self.config.face_tiles:
+    def _run(self, model: _LoadedDetector, image: ImageArray, *, tiled: bool) -> Detections:
+        found = self._mapped(model, model.adapter.detect(image))
+        if tiled:
             tiles = [
-                self._offset(self._mapped(self.faces, self.faces.adapter.detect(crop)), x, y)
+                self._offset(self._mapped(model, model.adapter.detect(crop)), x, y)
                 for x, y, crop in _tiles(image, self.config.tile_size, self.config.tile_overlap)
             ]
-            found = _merge([found, *tiles], self.faces.adapter.config.nms_iou)
+            found = _merge([found, *tiles], model.adapter.config.nms_iou)
         return found
 
     def _plates(self, image: ImageArray, vehicles: Detections) -> Detections:
@@ -251,7 +253,8 @@ def _tiles(image: ImageArray, size: int, overlap: float) -> list[tuple[int, int,
 
 
 def _merge(parts: list[Detections], iou: float) -> Detections:
+    """One detection per object and class across overlapping views."""
     merged = Detections.concat(parts)
     if len(merged) < 2:
         return merged
-    return merged[nms(merged.xyxy, merged.scores, iou)]
+    return merged[batched_nms(merged.xyxy, merged.scores, merged.class_ids, iou)]
