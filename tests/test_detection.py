@@ -128,3 +128,15 @@ def test_openvino_and_onnxruntime_agree(
             ious = iou_matrix(ov_det.xyxy, ort_det.xyxy)
             assert ious.max(axis=1).min() >= 0.9
             assert np.array_equal(np.sort(ov_det.class_ids), np.sort(ort_det.class_ids))
+
+
+def test_onnxruntime_pipeline_runs_all_four_classes(
+    model_store: ModelStore, detector: Detector, load_image: Callable[[str], ImageArray]
+) -> None:
+    """ONNX Runtime runs the ONNX models; the TFLite segmenter falls back to OpenVINO CPU."""
+    ort = Detector(model_store, create_backend(BackendConfig(runtime="onnxruntime")))
+    image = load_image("deface_city.jpg")
+    a, b = detector.detect(image), ort.detect(image)
+    assert sorted(a.class_ids.tolist()) == sorted(b.class_ids.tolist())
+    assert iou_matrix(a.xyxy, b.xyxy).max(axis=1).min() >= 0.9
+    assert sum(m is not None for m in b.masks) == int((b.class_ids == ObjectClass.PERSON).sum())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from obscura.backends.base import BackendConfig, ModelFiles, TensorInfo
+from obscura.backends.base import BackendConfig, InferenceModel, ModelFiles, TensorInfo
 from obscura.errors import ConfigError, ModelStoreError
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,18 @@ class ONNXRuntimeBackend:
                 log.warning("CUDA execution provider not available; ONNX Runtime runs on CPU")
             self._providers = ["CPUExecutionProvider"]
 
-    def load(self, files: ModelFiles) -> ONNXRuntimeModel:
+    def load(self, files: ModelFiles) -> InferenceModel:
         if files.onnx is None or not files.onnx.exists():
+            if files.ir_xml is not None and files.ir_xml.exists():
+                # Models whose source is not ONNX (TFLite) exist only as OpenVINO IR; OpenVINO
+                # runs them on the CPU, which every machine Obscura runs on has.
+                log.warning("%s has no ONNX form; running it with OpenVINO on CPU", files.name)
+                from obscura.backends.openvino import OpenVINOBackend
+
+                cpu = dataclasses.replace(self._config, runtime="openvino", device="CPU")
+                return OpenVINOBackend(cpu).load(files)
             raise ModelStoreError(
-                f"model {files.name!r} has no ONNX file for ONNX Runtime; "
-                "run `obscura models fetch` or use backend.runtime = openvino"
+                f"model {files.name!r} has no ONNX or OpenVINO IR file; run `obscura models fetch`"
             )
         options = self._ort.SessionOptions()
         if self._config.num_threads:
