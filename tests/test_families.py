@@ -13,7 +13,7 @@ import openvino.opset16 as ops
 import pytest
 from numpy.typing import NDArray
 
-from obscura.backends import BackendConfig, InferenceModel, ModelFiles, TensorInfo
+from obscura.backends import BackendConfig, InferenceModel, ModelFiles
 from obscura.backends.openvino import OpenVINOBackend
 from obscura.errors import ConfigError
 from obscura.models.base import letterbox
@@ -28,6 +28,8 @@ from obscura.models.yolov8 import (
     YOLOv8SegConfig,
 )
 from obscura.types import Detections, ImageArray
+
+from fakes import FakeModel
 
 F32 = NDArray[np.float32]
 ModelFactory = Callable[[Sequence[int], Sequence[F32]], InferenceModel]
@@ -358,14 +360,14 @@ def test_ssd_tflite_decodes_chosen_anchors(
     ],
 )
 def test_ssd_tflite_anchor_count(size: tuple[int, int], count: int) -> None:
-    model = _FakeModel([1, size[1], size[0], 3])
+    model = _never_run((1, size[1], size[0], 3))
     anchors = SSDTFLiteAdapter(model, SSDTFLiteConfig(input_size=size)).anchors
     assert anchors.shape == (count, 4)
 
 
 def test_ssd_tflite_anchor_order() -> None:
     config = SSDTFLiteConfig()
-    model = _FakeModel([1, 300, 300, 3])
+    model = _never_run((1, 300, 300, 3))
     anchors = SSDTFLiteAdapter(model, config).anchors
     # The first cell holds the reduced set: scale 0.1 ratio 1, then scale 0.2 ratios 2, 0.5.
     c = 0.5 / 19
@@ -385,26 +387,13 @@ def test_ssd_tflite_names_an_anchor_mismatch(const_model: ModelFactory) -> None:
         SSDTFLiteAdapter(model, SSDTFLiteConfig()).detect(blank(300, 300))
 
 
-class _FakeModel:
-    """A model that is never run: only its input description is read."""
+def _never_run(shape: tuple[int, ...]) -> FakeModel:
+    """A model whose input description is read but which is never run."""
 
-    def __init__(self, shape: list[int]) -> None:
-        self._inputs = [TensorInfo("image", tuple(shape), "f32")]
-
-    @property
-    def name(self) -> str:
-        return "fake"
-
-    @property
-    def inputs(self) -> Sequence[TensorInfo]:
-        return self._inputs
-
-    @property
-    def device(self) -> str:
-        return "none"
-
-    def infer(self, inputs: Mapping[str, F32]) -> list[F32]:
+    def fail(_: Mapping[str, F32]) -> list[F32]:
         raise AssertionError("not run")
+
+    return FakeModel(fail, input_name="image", shape=shape)
 
 
 def test_letterbox_reference() -> None:

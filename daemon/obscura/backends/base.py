@@ -78,6 +78,15 @@ class InferenceModel(Protocol):
         ...
 
 
+class LoadedModelBase:
+    """What every backend's loaded model shares: its name, inputs and device."""
+
+    def __init__(self, name: str, inputs: Sequence[TensorInfo], device: str) -> None:
+        self.name = name
+        self.inputs: Sequence[TensorInfo] = tuple(inputs)
+        self.device = device
+
+
 class Backend(Protocol):
     name: str
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from obscura.backends.base import BackendConfig, InferenceModel, ModelFiles, TensorInfo
+from obscura.backends.base import (
+    BackendConfig,
+    InferenceModel,
+    LoadedModelBase,
+    ModelFiles,
+    TensorInfo,
+)
 from obscura.errors import ConfigError, ModelStoreError
 
 log = logging.getLogger(__name__)
@@ -20,27 +26,14 @@ def _dim(d: object) -> int:
     return d if isinstance(d, int) else -1
 
 
-class ONNXRuntimeModel:
+class ONNXRuntimeModel(LoadedModelBase):
     def __init__(self, name: str, session: Any, device: str) -> None:
-        self._name = name
-        self._session = session
-        self._device = device
-        self._inputs = [
+        inputs = [
             TensorInfo(i.name, tuple(_dim(d) for d in i.shape), str(i.type))
             for i in session.get_inputs()
         ]
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def inputs(self) -> Sequence[TensorInfo]:
-        return self._inputs
-
-    @property
-    def device(self) -> str:
-        return self._device
+        super().__init__(name, inputs, device)
+        self._session = session
 
     def infer(self, inputs: Mapping[str, NDArray[np.float32]]) -> list[NDArray[np.float32]]:
         outputs = self._session.run(None, {k: np.ascontiguousarray(v) for k, v in inputs.items()})

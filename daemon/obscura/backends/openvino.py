@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import openvino as ov
 from numpy.typing import NDArray
 
-from obscura.backends.base import BackendConfig, ModelFiles, TensorInfo
+from obscura.backends.base import BackendConfig, LoadedModelBase, ModelFiles, TensorInfo
 from obscura.errors import ModelStoreError
 
 log = logging.getLogger(__name__)
@@ -23,29 +23,16 @@ def _shape(partial: ov.PartialShape) -> tuple[int, ...]:
     return tuple(d.get_length() if d.is_static else -1 for d in partial)
 
 
-class OpenVINOModel:
+class OpenVINOModel(LoadedModelBase):
     def __init__(self, name: str, compiled: ov.CompiledModel, device: str) -> None:
-        self._name = name
-        self._compiled = compiled
-        self._device = device
-        self._inputs = [
+        inputs = [
             TensorInfo(p.get_any_name(), _shape(p.get_partial_shape()), str(p.get_element_type()))
             for p in compiled.inputs
         ]
+        super().__init__(name, inputs, device)
+        self._compiled = compiled
         # One infer request per thread: requests are not thread-safe, the compiled model is.
         self._local = threading.local()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def inputs(self) -> Sequence[TensorInfo]:
-        return self._inputs
-
-    @property
-    def device(self) -> str:
-        return self._device
 
     def infer(self, inputs: Mapping[str, NDArray[np.float32]]) -> list[NDArray[np.float32]]:
         request: ov.InferRequest | None = getattr(self._local, "request", None)
