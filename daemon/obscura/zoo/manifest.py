@@ -35,11 +35,9 @@ class RegistrySource:
 
     @property
     def requirement(self) -> str:
-        return (
-            f"{self.package}=={self.version}"
-            if self.registry == "pypi"
-            else f"{self.package}@{self.version}"
-        )
+        if self.registry == "npm":
+            return f"{self.package}@{self.version}"
+        return f"{self.package}=={self.version}"
 
     def describe(self) -> str:
         return f"{self.registry}:{self.requirement}"
