@@ -33,6 +33,9 @@ class AdapterConfig:
     score_threshold: float = 0.3
     nms_iou: float = 0.45
     max_detections: int = 300
+    # Dynamic-shape models only: feed the image at its own aspect ratio (within input_size,
+    # each side rounded up to the model's stride) instead of padding it to the full size.
+    fit_aspect: bool = False
 
     def __post_init__(self) -> None:
         w, h = self.input_size
@@ -167,6 +170,13 @@ class ModelAdapter(ABC, Generic[ConfigT]):
 
     @abstractmethod
     def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections: ...
+
+    def input_size_for(self, image: ImageArray, multiple: int = 32) -> tuple[int, int]:
+        """The input tensor size (w, h) for ``image``: the configured size, or with
+        ``fit_aspect`` the image's own aspect ratio within it."""
+        if not self.config.fit_aspect:
+            return self.config.input_size
+        return fit_to_multiple(image.shape[1], image.shape[0], self.config.input_size, multiple)
 
     def detect(self, image: ImageArray) -> Detections:
         inputs, meta = self.preprocess(image)

@@ -11,7 +11,6 @@ from obscura.models.base import (
     Letterbox,
     ModelAdapter,
     Tensor,
-    fit_to_multiple,
     letterbox,
     to_nchw,
 )
@@ -25,8 +24,6 @@ class CenterFaceConfig(AdapterConfig):
     score_threshold: float = 0.3
     nms_iou: float = 0.3
     stride: int = 4
-    # Dynamic-shape models: feed the image at its own aspect ratio (within input_size, rounded
-    # up to a multiple of 32) instead of padding it to the full square.
     fit_aspect: bool = True
 
 
@@ -36,10 +33,7 @@ class CenterFaceAdapter(ModelAdapter[CenterFaceConfig]):
     config_type = CenterFaceConfig
 
     def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
-        size = self.config.input_size
-        if self.config.fit_aspect:
-            size = fit_to_multiple(image.shape[1], image.shape[0], size, 32)
-        canvas, meta = letterbox(image, size)
+        canvas, meta = letterbox(image, self.input_size_for(image))
         return {self.input_name: to_nchw(canvas, rgb=True)}, meta
 
     def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from obscura.errors import ConfigError
 from obscura.models.base import (
     AdapterConfig,
     Letterbox,
     ModelAdapter,
     Tensor,
-    fit_to_multiple,
     letterbox,
 )
 from obscura.models.registry import register_family
@@ -33,8 +33,6 @@ class RetinaFaceConfig(AdapterConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.strides) != len(self.anchor_sizes):
-            from obscura.errors import ConfigError
-
             raise ConfigError("retinaface: strides and anchor_sizes must have the same length")
 
 
@@ -68,10 +66,7 @@ class RetinaFaceAdapter(ModelAdapter[RetinaFaceConfig]):
     config_type = RetinaFaceConfig
 
     def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
-        size = self.config.input_size
-        if self.config.fit_aspect:
-            size = fit_to_multiple(image.shape[1], image.shape[0], size, max(self.config.strides))
-        canvas, meta = letterbox(image, size)
+        canvas, meta = letterbox(image, self.input_size_for(image, max(self.config.strides)))
         tensor = canvas.astype(np.float32) - np.asarray(self.config.mean_bgr, dtype=np.float32)
         return {self.input_name: np.ascontiguousarray(tensor.transpose(2, 0, 1)[None])}, meta
 

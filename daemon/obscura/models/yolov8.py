@@ -28,7 +28,6 @@ from obscura.models.base import (
     ModelAdapter,
     Tensor,
     batched_nms,
-    fit_to_multiple,
     letterbox,
     to_nchw,
 )
@@ -47,9 +46,6 @@ class YOLOv8Config(AdapterConfig):
     nms_iou: float = 0.45
     # Number of classes; 0 infers it from the output shape (the smaller of its two sides).
     num_classes: int = 0
-    # Dynamic-shape models only: feed the image at its own aspect ratio (within input_size,
-    # each side rounded up to a multiple of 32) instead of padding it to the full size.
-    fit_aspect: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -105,9 +101,7 @@ class _YOLOv8Base(ModelAdapter[C]):
             check_input_size(model, config.input_size, self.family)
 
     def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
-        size = self.config.input_size
-        if self.config.fit_aspect:
-            size = fit_to_multiple(image.shape[1], image.shape[0], size, 32)
+        size = self.input_size_for(image)
         canvas, meta = letterbox(image, size, center=True, pad_value=PAD_VALUE)
         tensor = to_nchw(canvas, rgb=True) * np.float32(1.0 / 255.0)
         return {self.input_name: tensor}, meta

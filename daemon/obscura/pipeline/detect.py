@@ -116,9 +116,9 @@ class Detector:
         options = {**spec.options, **self.config.model_options.get(name, {})}
         # The model's own cut-off is the lowest per-class threshold; classes are cut later.
         options["score_threshold"] = min(self.config.threshold(c) for c in yields)
-        cls = yields.pop()
-        if cls in self.config.nms_iou:
-            options["nms_iou"] = self.config.nms_iou[cls]
+        ious = [self.config.nms_iou[c] for c in yields if c in self.config.nms_iou]
+        if ious:
+            options["nms_iou"] = min(ious)
         adapter_type = adapter_class(spec.family)
         adapter = adapter_type(
             self.backend.load(self.store.files(name)),
