@@ -18,6 +18,7 @@ from obscura.types import ObjectClass
 
 if TYPE_CHECKING:
     from obscura.pipeline.detect import Detector
+    from obscura.pipeline.options import AnonymizeOptions, Method
 
 log = logging.getLogger("obscura")
 
@@ -31,7 +32,65 @@ def _classes(text: str) -> list[ObjectClass]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+def _pairs(text: str, value_type: str) -> dict[ObjectClass, str]:
+    out: dict[ObjectClass, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        label, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{item!r} is not CLASS={value_type}")
+        try:
+            out[ObjectClass.from_label(label.strip())] = value.strip()
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return out
+
+
+def _methods(text: str) -> dict[ObjectClass | None, Method]:
+    """``blur`` (every chosen class) or ``face=pixelate,vehicle=detect``."""
+    from obscura.pipeline.options import Method
+
+    known = ", ".join(m.value for m in Method)
+    try:
+        if "=" not in text:
+            return {None: Method(text.strip())}
+        return {cls: Method(v) for cls, v in _pairs(text, "METHOD").items()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown method in {text!r} (known: {known})") from None
+
+
+def _class_floats(text: str) -> dict[ObjectClass, float]:
+    out = {}
+    for cls, value in _pairs(text, "NUMBER").items():
+        try:
+            out[cls] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    return out
+
+
+def _mask_scale(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be in 1..100 (percent), got {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be in 1..100, got {value}")
+    return value
+
+
+def _add_runtime_options(p: argparse.ArgumentParser, *, classes: bool = True) -> None:
     p.add_argument("--config", type=Path, help="TOML configuration file")
     p.add_argument(
         "--runtime",
@@ -39,6 +98,8 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
         help="inference runtime (default openvino)",
     )
     p.add_argument("--device", help="OpenVINO: CPU, GPU, AUTO; ONNX Runtime: cuda, cpu")
+    if not classes:
+        return
     p.add_argument(
         "--classes",
         type=_classes,
@@ -80,6 +141,82 @@ def _build_parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", help="detect objects in images; prints JSON")
     detect.add_argument("images", nargs="+", type=Path)
     _add_runtime_options(detect)
+
+    an = sub.add_parser(
+        "anonymize",
+        help="anonymize images and videos into an output folder (masks and metadata too)",
+        description=(
+            "Anonymize image and video files, or folders of them (walked recursively; the output "
+            "tree mirrors the input tree). Writes <stem>.<ext> (same format), "
+            "<stem>_bin_mask.png, <stem>_ins_mask.png and <stem>.json per image; per video, the "
+            "anonymized video (audio copied), <stem>_bin_mask.mkv / <stem>_ins_mask.mkv "
+            "(lossless FFV1) and <stem>-<first>-<last>.json metadata chunks of 500 frames. "
+            "Exit status 1 if any file failed."
+        ),
+    )
+    an.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
+    an.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    an.add_argument(
+        "-a",
+        "--anonymize",
+        type=_classes,
+        action="extend",
+        help="comma-separated classes to anonymize (default face,license-plate)",
+    )
+    an.add_argument(
+        "-m",
+        "--method",
+        type=_methods,
+        action="append",
+        default=[],
+        help="blur (default), pixelate, blacken or detect; or CLASS=METHOD pairs such as "
+        "face=pixelate,vehicle=detect (a class named only here is added)",
+    )
+    an.add_argument(
+        "-t",
+        "--threshold",
+        type=_class_floats,
+        action="append",
+        default=[],
+        help="CLASS=SCORE pairs, e.g. face=0.2 (defaults: face 0.3, person 0.25, "
+        "vehicle 0.3, license-plate 0.1)",
+    )
+    an.add_argument(
+        "--save-mask",
+        choices=["all", "instance", "binary", "none"],
+        default="all",
+        help="which masks to write (default all)",
+    )
+    an.add_argument(
+        "--mask-scale",
+        type=_mask_scale,
+        default=100,
+        help="masks at this percent of the image size, nearest-neighbour (1..100, default 100)",
+    )
+    an.add_argument(
+        "--mask-encoding",
+        choices=["celantur", "celantur-v26"],
+        default="celantur",
+        help="instance mask: R = class code, G = instance (celantur, default); or G = instance, "
+        "B = class bit flags (celantur-v26)",
+    )
+    an.add_argument("--bbox", action="store_true", help="hide boxes for every class")
+    an.add_argument(
+        "--enlarge",
+        type=_class_floats,
+        action="append",
+        default=[],
+        help="CLASS=FACTOR box enlargement before hiding (defaults: face 1.15, "
+        "license-plate 1.1, others 1.0)",
+    )
+    an.add_argument(
+        "--fill-color", default="0,0,0", help="blacken colour as R,G,B or #RRGGBB (default black)"
+    )
+    an.add_argument(
+        "--quality", type=_quality, default=90, help="JPEG / WebP / video quality (default 90)"
+    )
+    an.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_runtime_options(an, classes=False)
 
     ev = sub.add_parser("eval", help="recall and precision per class at IoU 0.5 (JSON)")
     ev.add_argument("images_dir", type=Path, help="folder holding the annotated images")
@@ -186,6 +323,56 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
+    from obscura.pipeline.options import (
+        DEFAULT_ENLARGE,
+        AnonymizeOptions,
+        MaskEncoding,
+        Method,
+        SaveMask,
+        parse_colour,
+    )
+
+    method = Method.BLUR
+    class_methods: dict[ObjectClass, Method] = {}
+    for item in args.method:
+        for cls, m in item.items():
+            if cls is None:
+                method = m
+            else:
+                class_methods[cls] = m
+    thresholds = {k: v for item in args.threshold for k, v in item.items()}
+    enlarge = dict(DEFAULT_ENLARGE)
+    for item in args.enlarge:
+        enlarge.update(item)
+    return AnonymizeOptions(
+        methods=AnonymizeOptions.choose_methods(args.anonymize, method, class_methods),
+        thresholds=thresholds,
+        bbox=args.bbox,
+        enlarge=enlarge,
+        fill_rgb=parse_colour(args.fill_color),
+        save_mask=SaveMask(args.save_mask),
+        mask_scale=args.mask_scale,
+        mask_encoding=MaskEncoding(args.mask_encoding),
+        quality=args.quality,
+    )
+
+
+def _cmd_anonymize(args: argparse.Namespace) -> int:
+    from obscura.batch import BatchRunner, print_summary
+    from obscura.pipeline.frame import FrameProcessor
+
+    options = _anonymize_options(args)
+    processor = FrameProcessor(_detector(_config(args)))
+    runner = BatchRunner(
+        processor, options, args.output, progress=False if args.no_progress else None
+    )
+    summary = runner.run(args.inputs)
+    print_summary(summary)
+    print(f"outputs: {args.output}")
+    return 1 if summary.errors else 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from obscura.evaluate import evaluate, load_annotations
 
@@ -223,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_samples_fetch(args)
         if args.command == "detect":
             return _cmd_detect(args)
+        if args.command == "anonymize":
+            return _cmd_anonymize(args)
         return _cmd_eval(args)
     except ObscuraError as exc:
         print(f"obscura: error: {exc}", file=sys.stderr)

