@@ -211,3 +211,46 @@ files = [{{ path = "demo-1.0/examples/street.png", sha256 = "{sha(image)}" }}]
     assert path.read_bytes() == image
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["street.png"]  # no leftovers
     assert fetch_sample(sample, tmp_path / "out") == [path]  # present and valid: no fetch
+
+
+def _ar(members: dict[str, bytes]) -> bytes:
+    out = b"!<arch>\n"
+    for name, body in members.items():
+        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode()
+        out += header + body + (b"\n" if len(body) % 2 else b"")
+    return out
+
+
+def test_sample_fetch_from_a_debian_package(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    video = b"RIFF fake avi bytes"
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as tf:
+        info = tarfile.TarInfo("./usr/share/demo/movie.avi")
+        info.size = len(video)
+        tf.addfile(info, io.BytesIO(video))
+    deb = tmp_path / "archives" / "demo_1.0-1_amd64.deb"
+    deb.parent.mkdir()
+    deb.write_bytes(
+        _ar({"debian-binary": b"2.0\n", "control.tar.xz": b"x", "data.tar.xz": data.getvalue()})
+    )
+    manifest = f"""
+[samples.movie]
+optional = true
+[samples.movie.source]
+registry = "debian"
+package = "demo"
+version = "1.0-1"
+archive_sha256 = "{sha(deb.read_bytes())}"
+files = [{{ path = "usr/share/demo/movie.avi", sha256 = "{sha(video)}" }}]
+"""
+    [sample] = load_samples(manifest).values()
+    assert sample.optional
+    assert sample.source.requirement == "demo=1.0-1"
+    [path] = fetch_sample(sample, tmp_path / "out", deb.parent)
+    assert path.read_bytes() == video
+    deb.write_bytes(b"not a package")
+    with pytest.raises(ModelStoreError, match="not match the pinned sha256"):
+        fetch_sample(sample, tmp_path / "other", deb.parent)

