@@ -173,14 +173,17 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_partial_output_is_removed_on_error(data_dir: Path, tmp_path: Path) -> None:
     dst = tmp_path / "partial.mp4"
-    with (
-        pytest.raises(RuntimeError, match="stop"),
-        VideoTranscoder(data_dir / "opencv_vtest_first100.mp4", dst) as tx,
-    ):
-        for frame in tx.frames():
-            tx.write(frame.image)
-            if frame.index == 10:
-                raise RuntimeError("stop")
+
+    calls: list[int] = []
+
+    def stop_at_ten(image: ImageArray) -> ImageArray:
+        calls.append(1)
+        if len(calls) > 10:
+            raise RuntimeError("stop")
+        return image
+
+    with pytest.raises(RuntimeError, match="stop"):
+        transcode(data_dir / "opencv_vtest_first100.mp4", dst, stop_at_ten)
     assert not dst.exists()
 
 
