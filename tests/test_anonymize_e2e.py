@@ -10,16 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from obscura.cli import main
+from obscura.media.video import probe, read_mask_video
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import spread_ids
 from obscura.pipeline.options import AnonymizeOptions, Method
 from obscura.types import ImageArray, ObjectClass
+
+from videos import decode_all, write_video
 
 pytestmark = pytest.mark.models
 
@@ -265,3 +269,107 @@ def test_a_hidden_face_is_no_longer_found(
     again = detector.detect(result.image, [ObjectClass.FACE], {ObjectClass.FACE: 0.1})
     if len(again):
         assert (iou(faces.xyxy, again.xyxy) < 0.3).all(), again.scores
+
+
+# --- video ---------------------------------------------------------------------------------
+FRAME_FIELDS = ["id", "filename", "folder", "size", "duration", "time", "detections"]
+
+
+def count_frames(path: Path) -> int:
+    return len(decode_all(path))
+
+
+def audio_packets(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [p.size for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def test_video_round_trip(tmp_path: Path, data_dir: Path) -> None:
+    run = anonymize(tmp_path, data_dir, {"kpa_movie_face.avi": "clips/movie.avi"})
+    assert run.code == 0, run.stderr
+    out = run.outputs / "clips"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "movie-0-67.json",
+        "movie.avi",
+        "movie_bin_mask.mkv",
+        "movie_ins_mask.mkv",
+    ]
+    src_info, out_info = probe(run.inputs / "clips/movie.avi"), probe(out / "movie.avi")
+    assert count_frames(out / "movie.avi") == 68
+    assert (out_info.width, out_info.height, out_info.fps) == (
+        src_info.width,
+        src_info.height,
+        src_info.fps,
+    )
+    assert audio_packets(out / "movie.avi") == audio_packets(run.inputs / "clips/movie.avi")
+
+    frames = json.loads((out / "movie-0-67.json").read_text())
+    assert [f["id"] for f in frames] == list(range(68))
+    for f in frames:
+        assert list(f) == FRAME_FIELDS
+        assert (f["filename"], f["folder"], f["size"]) == ("movie.avi", "clips", [160, 120])
+        assert all(d["parent_image"] == f["id"] for d in f["detections"])
+    with_face = [f for f in frames if any(d["type_label"] == "face" for d in f["detections"])]
+    assert len(with_face) >= 0.8 * 68  # a face fills this home video
+
+    binary = list(read_mask_video(out / "movie_bin_mask.mkv"))
+    instance = list(read_mask_video(out / "movie_ins_mask.mkv"))
+    assert len(binary) == len(instance) == 68
+    original = decode_all(run.inputs / "clips/movie.avi")
+    anonymized = decode_all(out / "movie.avi")
+    for f, b, ins, a, o in zip(frames, binary, instance, anonymized, original, strict=True):
+        assert set(np.unique(b)) <= {0, 255}
+        assert ((b == 255) == ins.any(axis=2)).all()
+        assert bool(b.any()) == bool(f["detections"])
+        pixels = {tuple(p) for p in ins.reshape(-1, 3)}
+        assert {tuple(d["color"]) for d in f["detections"]} <= pixels
+        if b.any():
+            inside = np.abs(a.astype(int) - o.astype(int))[b == 255].mean()
+            outside = np.abs(a.astype(int) - o.astype(int))[b == 0].mean()
+            assert inside > 2 * outside  # blurred inside, only re-encoded outside
+
+
+def test_rotation_survives_the_cli(tmp_path: Path, data_dir: Path) -> None:
+    """A phone video stored sideways: faces are found upright and the output keeps the turn."""
+    upright = cv2.imread(str(data_dir / "facerec_obama.jpg"))
+    upright = cv2.resize(upright, (256, 320))
+    stored = np.ascontiguousarray(np.rot90(upright, -1))  # shown after a 90 degree CCW turn
+    src = tmp_path / "in" / "phone.mp4"
+    src.parent.mkdir()
+    write_video(src, [stored], 10, rotation=90)
+    run = run_cli(src.parent, tmp_path / "out", "--save-mask", "binary")
+    assert run.code == 0, run.stderr
+    info = probe(run.outputs / "phone.mp4")
+    assert (info.rotation, info.width, info.height) == (90, 256, 320)
+    assert count_frames(run.outputs / "phone.mp4") == 10
+    frames = json.loads((run.outputs / "phone-0-9.json").read_text())
+    for f in frames:
+        assert f["size"] == [256, 320]  # display orientation
+        assert [d["type_label"] for d in f["detections"]] == ["face"]
+    masks = list(read_mask_video(run.outputs / "phone_bin_mask.mkv"))
+    assert masks[0].shape == (320, 256)
+
+
+def test_long_video_metadata_comes_in_chunks_of_500(tmp_path: Path, data_dir: Path) -> None:
+    src = tmp_path / "in" / "long.mp4"
+    src.parent.mkdir()
+    write_video(src, decode_all(data_dir / "kpa_movie_face.avi"), 1001)
+    run = run_cli(src.parent, tmp_path / "out", "-a", "face", "--save-mask", "none")
+    assert run.code == 0, run.stderr
+    assert sorted(p.name for p in run.outputs.iterdir()) == [
+        "long-0-499.json",
+        "long-1000-1000.json",
+        "long-500-999.json",
+        "long.mp4",
+    ]
+    assert count_frames(run.outputs / "long.mp4") == 1001
+    sizes = {
+        name: [f["id"] for f in json.loads((run.outputs / name).read_text())]
+        for name in ("long-0-499.json", "long-500-999.json", "long-1000-1000.json")
+    }
+    assert sizes["long-0-499.json"] == list(range(500))
+    assert sizes["long-500-999.json"] == list(range(500, 1000))
+    assert sizes["long-1000-1000.json"] == [1000]
+    assert "1001 frames" in run.stdout

@@ -13,10 +13,7 @@ from obscura.errors import InvalidInput
 from obscura.media.video import MaskVideoWriter, VideoTranscoder, probe, read_mask_video
 from obscura.types import ImageArray
 
-
-def decode_all(path: Path) -> list[ImageArray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+from videos import decode_all, write_video
 
 
 def audio_summary(path: Path) -> list[tuple[str, int, int]]:
@@ -98,19 +95,9 @@ def test_processed_pixels_reach_the_output(data_dir: Path, tmp_path: Path) -> No
 
 def make_rotated(path: Path, rotation: int, frames: int = 12) -> None:
     """A 64x48 (stored) video whose top-left stored corner is bright, with a display matrix."""
-    with av.open(str(path), "w") as c:
-        stream = c.add_stream("mpeg4", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.set_display_rotation(rotation)
-        for i in range(frames):
-            image = np.full((48, 64, 3), 30, dtype=np.uint8)
-            image[:16, :16] = 230
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                c.mux(packet)
-        for packet in stream.encode(None):
-            c.mux(packet)
+    image = np.full((48, 64, 3), 30, dtype=np.uint8)
+    image[:16, :16] = 230
+    write_video(path, [image], frames, rate=12, rotation=rotation)
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])

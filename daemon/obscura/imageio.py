@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import cv2
@@ -58,11 +58,13 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Writes ``data`` to a temporary file next to ``path`` and renames it into place, so that
     ``path`` is either absent or complete, even if the process dies or the disk fills up."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    # O_EXCL: never follow or reuse an existing name; mode 0o666 less the umask, like open().
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
