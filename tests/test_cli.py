@@ -25,7 +25,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_the_commands() -> None:
     proc = run("--help")
     assert proc.returncode == 0
-    for command in ("models", "samples", "detect", "eval"):
+    for command in ("models", "samples", "anonymize", "detect", "eval"):
         assert command in proc.stdout
 
 
