@@ -1,1 +1,1 @@
-"""Media I/O: decoding and re-encoding of video files."""
+"""Media I/O: video decoding and encoding."""
