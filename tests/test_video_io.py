@@ -180,3 +180,35 @@ def test_a_frame_of_the_wrong_shape_is_refused(data_dir: Path, tmp_path: Path) -
         with pytest.raises(ValueError, match="processed frame must be"):
             tx.write(frame.image[:10])
         tx.write(frame.image)
+
+
+def test_bt709_colours_survive(tmp_path: Path) -> None:
+    """HD video is BT.709: the output is converted and tagged the same way, so saturated
+    colours decode as they did in the input (a BT.601 re-encode shifts them visibly)."""
+    src, dst = tmp_path / "hd.mp4", tmp_path / "out.mp4"
+    image = np.zeros((240, 320, 3), dtype=np.uint8)
+    for i, colour in enumerate([(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 200, 255)]):
+        image[:, i * 80 : (i + 1) * 80] = colour
+    with av.open(str(src), "w") as c:
+        stream = c.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        cc = stream.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(
+                format="yuv420p", dst_colorspace=1, dst_color_range=1
+            )
+            frame.colorspace, frame.color_range, frame.pts = 1, 1, i
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    transcode(src, dst)
+    with av.open(str(dst)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_range) == (1, 1)
+    before, after = decode_all(src)[2], decode_all(dst)[2]
+    for i in range(4):
+        patch = (slice(100, 140), slice(i * 80 + 20, i * 80 + 60))
+        diff = np.abs(before[patch].astype(int) - after[patch].astype(int)).mean()
+        assert diff < 3, (i, before[patch].mean(axis=(0, 1)), after[patch].mean(axis=(0, 1)))

@@ -9,6 +9,7 @@ Matroska) and :func:`read_mask_video` gives them back bit-exact.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ _ENCODER_FOR = {
     "av1": "libx264",
 }
 _FALLBACK = ("libx264", "libvpx-vp9", "mpeg4", "mjpeg")
+
+# AVColorSpace (frame and stream tags) -> swscale colourspace for the BGR -> YUV conversion.
+_SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 
 
 @dataclass(frozen=True)
@@ -124,11 +128,6 @@ def _encoder_available(name: str, container: OutputContainer) -> bool:
     return supported is None or name in supported
 
 
-def _bits_per_pixel(quality: int) -> float:
-    """Target bits per pixel for bit-rate controlled encoders: 0.1 at 50, ~0.63 at 90."""
-    return float(0.1 * 2 ** ((quality - 50) / 15))
-
-
 class VideoTranscoder:
     """Decode, let the caller process, encode; audio copied. Use as a context manager:
 
@@ -140,6 +139,8 @@ class VideoTranscoder:
 
     def __init__(self, src: Path, dst: Path, *, quality: int = 90) -> None:
         self.src, self.dst, self.quality = src, dst, quality
+        if dst.exists() and dst.resolve() == src.resolve():
+            raise InvalidInput(f"{dst}: the output would overwrite the input")
         self.info = probe(src)
         self._input, self._video = _open_input(src)
         self._audio_in = list(self._input.streams.audio)
@@ -151,6 +152,7 @@ class VideoTranscoder:
         self._pending_pts: int | None = None
         self._last_pts: int | None = None
         self._tb: Fraction = Fraction(1, 1)
+        self._colour: tuple[int, int, int, int] | None = None  # space, range, trc, primaries
         self._closed = False
 
     # --- output setup ------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class VideoTranscoder:
         cc.width, cc.height = in_cc.width, in_cc.height  # stored orientation
         formats = [f.name for f in (stream.codec_context.codec.video_formats or ())]
         preferred = ("yuvj420p", "yuv420p") if codec == "mjpeg" else ("yuv420p", "yuvj420p")
-        for pix in (*preferred, *formats):
+        for pix in (in_cc.pix_fmt or "", *preferred, *formats):
             if pix in formats:
                 cc.pix_fmt = pix
                 break
@@ -183,7 +185,6 @@ class VideoTranscoder:
         self._tb = tb
         cc.time_base = tb
         stream.time_base = tb
-        pixels_per_second = in_cc.width * in_cc.height * float(fps)
         if codec == "libx264":
             crf = max(0, min(51, round(51 - 0.37 * self.quality)))
             cc.options = {"crf": str(crf), "preset": "veryfast"}
@@ -191,8 +192,10 @@ class VideoTranscoder:
             crf = max(0, min(63, round(63 - 0.5 * self.quality)))
             cc.options = {"crf": str(crf), "b": "0", "deadline": "realtime", "cpu-used": "8"}
         else:
-            target = int(pixels_per_second * _bits_per_pixel(self.quality))
-            cc.bit_rate = max(target, int(in_cc.bit_rate or 0))
+            # Constant quantiser (like ffmpeg -q:v): 2 is best, 4 at quality 90.
+            q = max(2, min(31, round(2 + (100 - self.quality) * 0.2)))
+            cc.qscale = True
+            cc.global_quality = q * 118  # FF_QP2LAMBDA
         if self.info.rotation:
             stream.set_display_rotation(self.info.rotation)
         self._out_video = stream
@@ -215,6 +218,13 @@ class VideoTranscoder:
                 for frame in packet.decode():
                     if not isinstance(frame, av.VideoFrame):
                         continue
+                    if self._colour is None:
+                        self._colour = (
+                            int(frame.colorspace),
+                            int(frame.color_range),
+                            int(frame.color_trc),
+                            int(frame.color_primaries),
+                        )
                     image = np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
                     if self._turns:
                         image = np.ascontiguousarray(np.rot90(image, self._turns))
@@ -227,6 +237,8 @@ class VideoTranscoder:
                         raise RuntimeError(f"frame {index} was not written")
                     index += 1
         except av.FFmpegError as exc:
+            if isinstance(exc, OSError) and exc.errno not in (None, errno.EINVAL):
+                raise  # writing failed (disk full, ...): not the input's fault
             raise InvalidInput(f"{self.src}: cannot decode video ({exc})") from None
 
     def _next_pts(self, pts: int | None, time_base: Fraction | None, index: int) -> int:
@@ -261,12 +273,36 @@ class VideoTranscoder:
         assert self._output is not None
         assert self._out_video is not None
         stored = np.ascontiguousarray(np.rot90(image, -self._turns)) if self._turns else image
-        frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
+        frame = self._yuv_frame(av.VideoFrame.from_ndarray(stored, format="bgr24"))
         frame.pts = self._pending_pts
         frame.time_base = self._tb
         for packet in self._out_video.encode(frame):
             self._output.mux(packet)
         self._pending = None
+
+    def _yuv_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """BGR to the encoder's format with the input's colour matrix and range, tagged as the
+        input was, so that players show the colours the input had (BT.709 HD video included)."""
+        assert self._out_video is not None
+        if self._colour is None:
+            return frame
+        space, colour_range, trc, primaries = self._colour
+        cc = self._out_video.codec_context
+        pix = cc.pix_fmt or "yuv420p"
+        full_range_format = pix.startswith("yuvj")
+        out = frame.reformat(
+            format=pix,
+            dst_colorspace=_SWS_COLORSPACE.get(space),
+            dst_color_range=None if full_range_format or not colour_range else colour_range,
+        )
+        if not cc.is_open:
+            cc.colorspace, cc.color_trc, cc.color_primaries = space, trc, primaries
+            if not full_range_format and colour_range:
+                cc.color_range = colour_range
+        out.colorspace = space
+        if not full_range_format and colour_range:
+            out.color_range = colour_range
+        return out
 
     def close(self) -> None:
         if self._closed:
