@@ -222,10 +222,12 @@ def test_v26_encoding_scaled_masks_and_detect_mode(tmp_path: Path, data_dir: Pat
         "50",
         "--save-mask",
         "instance",
+        "--ins-mask-suffix",
+        "_ins_maks",
     )
     assert run.code == 0, run.stderr
-    assert not (run.outputs / "c_bin_mask.png").exists()
-    ins = read_rgb(run.outputs / "c_ins_mask.png")
+    assert sorted(p.name for p in run.outputs.iterdir()) == ["c.jpg", "c.json", "c_ins_maks.png"]
+    ins = read_rgb(run.outputs / "c_ins_maks.png")
     assert ins.shape == (282, 400, 3)  # 50 % of 564 x 800
     assert (ins[..., 0] == 0).all()
     assert set(np.unique(ins[..., 2])) <= {0, 32, 128, 160}  # face, person, face over person
@@ -245,6 +247,9 @@ def test_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["anonymize", str(tmp_path), "-o", str(tmp_path / "o"), "-m", "face=smudge"])
     assert "unknown method" in capsys.readouterr().err
+    code = main(["anonymize", str(tmp_path), "-o", str(tmp_path / "o"), "--ins-mask-suffix", "/x"])
+    assert code == 2
+    assert "must be a plain name part" in capsys.readouterr().err
 
 
 # --- irreversibility ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from obscura.errors import ObscuraError
+from obscura.errors import InvalidInput, ObscuraError
 from obscura.imageio import IMAGE_FORMATS, encode_image, read_image, write_atomic
 from obscura.outputs import (
     BIN_SUFFIX,
@@ -183,7 +183,11 @@ class BatchRunner:
         *,
         progress: bool | None = None,
         errors: TextIO | None = None,
+        ins_suffix: str = INS_SUFFIX,
     ):
+        if not ins_suffix or "/" in ins_suffix or "\\" in ins_suffix or ".." in ins_suffix:
+            raise InvalidInput(f"instance mask suffix {ins_suffix!r} must be a plain name part")
+        self.ins_suffix = ins_suffix
         self.processor = processor
         self.options = options
         self.output_dir = output_dir
@@ -236,7 +240,7 @@ class BatchRunner:
         if save.binary:
             write_atomic(paths.mask(BIN_SUFFIX, ".png"), png_bytes(result.binary_mask()))
         if save.instance:
-            write_atomic(paths.mask(INS_SUFFIX, ".png"), png_bytes(result.instance_mask()))
+            write_atomic(paths.mask(self.ins_suffix, ".png"), png_bytes(result.instance_mask()))
         meta = result.metadata(item.path.name, item.path.name, paths.folder)
         write_atomic(paths.metadata, json_bytes(meta))
         summary.count(result)
@@ -281,7 +285,7 @@ class BatchRunner:
                     writers.append(
                         (
                             MaskVideoWriter(
-                                staged(paths.mask(INS_SUFFIX, ".mkv")), mw, mh, info.fps, 3
+                                staged(paths.mask(self.ins_suffix, ".mkv")), mw, mh, info.fps, 3
                             ),
                             "instance",
                         )

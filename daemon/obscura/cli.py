@@ -215,6 +215,12 @@ def _build_parser() -> argparse.ArgumentParser:
     an.add_argument(
         "--quality", type=_quality, default=90, help="JPEG / WebP / video quality (default 90)"
     )
+    an.add_argument(
+        "--ins-mask-suffix",
+        default="_ins_mask",
+        help="file name suffix of instance masks (default _ins_mask; Celantur's page spells it "
+        "_ins_maks)",
+    )
     an.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_runtime_options(an, classes=False)
 
@@ -374,7 +380,11 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     options = _anonymize_options(args)
     processor = FrameProcessor(_detector(_config(args)))
     runner = BatchRunner(
-        processor, options, args.output, progress=False if args.no_progress else None
+        processor,
+        options,
+        args.output,
+        progress=False if args.no_progress else None,
+        ins_suffix=args.ins_mask_suffix,
     )
     summary = runner.run(args.inputs)
     print_summary(summary)
