@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLES ?= out/samples
 DEMO_OUT ?= out/demo
 
-.PHONY: setup models demo test test-fast lint format clean
+.PHONY: setup models demo test test-fast lint format clean proto proto-check
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,19 @@ test: models  ## the full test suite, real models included
 test-fast: setup  ## unit tests only (no model files needed)
 	$(BIN)/pytest -q -m "not models"
 
-lint: setup
+PROTO_OUT ?= daemon
+proto: setup  ## regenerate the gRPC stubs from proto/ (committed)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
+		--grpc_python_out=$(PROTO_OUT) proto/obscura/v1/anonymizer.proto
+
+proto-check: setup  ## fail when the committed stubs differ from what proto/ generates
+	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory proto PROTO_OUT=$$tmp >/dev/null && \
+	for f in anonymizer_pb2.py anonymizer_pb2.pyi anonymizer_pb2_grpc.py; do \
+		cmp -s $$tmp/obscura/v1/$$f daemon/obscura/v1/$$f || \
+		{ echo "daemon/obscura/v1/$$f is stale: run make proto"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "gRPC stubs up to date"
+
+lint: setup proto-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -61,9 +61,13 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
             "[detector]\nthresholds = { cat = 0.5 }\n",
             r"\[detector.thresholds\]: unknown class 'cat'",
         ),
-        ("[detector]\nface_tile = true\n", r"\[detector\]: unknown key\(s\) face_tile"),
-        ("[colour]\n", r"unknown section\(s\) colour"),
+        ("[detector]\nface_tile = true\n", r"\[detector\]\.face_tile: unknown key"),
+        ("[colour]\n", r"\[colour\]: unknown section"),
         ("[backend\n", "Expected ']'"),
+        ("[server]\nstream_depth = 0\n", r"\[server\]\.stream_depth: must be >= 1"),
+        ("[server]\nworkers = 'many'\n", r"\[server\]\.workers: expected int, got 'many'"),
+        ("[server]\nsocket_mode = '999'\n", r"\[server\]\.socket_mode: an octal file mode"),
+        ("[server]\ntls_cert = 'a.pem'\n", r"tls_cert and tls_key: give both"),
     ],
 )
 def test_config_errors_name_their_location(tmp_path: Path, text: str, message: str) -> None:
@@ -71,6 +75,34 @@ def test_config_errors_name_their_location(tmp_path: Path, text: str, message: s
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_every_config_error_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "obscura.toml"
+    path.write_text(
+        "[server]\nworkers = -1\nlisten = []\n[detector]\ntile_sise = 3\n[backend]\nhint = 5\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ={})
+    text = str(exc.value)
+    for key in ("[server].workers", "[server].listen", "[detector].tile_sise", "[backend].hint"):
+        assert key in text
+
+
+def test_environment_and_flags_override_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "obscura.toml"
+    path.write_text("[server]\nworkers = 2\nstream_depth = 3\n[backend]\ndevice = 'CPU'\n")
+    env = {
+        "OBSCURA_SERVER_WORKERS": "4",
+        "OBSCURA_SERVER_LISTEN": "unix:///tmp/x.sock, 127.0.0.1:5000",
+        "OBSCURA_BACKEND_DEVICE": "GPU",
+        "OBSCURA_MODEL_DIR": "/elsewhere",  # not a config key: ignored here
+    }
+    config = load_config(path, environ=env, overrides={"server": {"stream_depth": 5}})
+    assert config.server.workers == 4
+    assert config.server.listen == ("unix:///tmp/x.sock", "127.0.0.1:5000")
+    assert config.server.stream_depth == 5
+    assert config.backend.device == "GPU"
 
 
 def test_config_thresholds_and_user_models(tmp_path: Path) -> None:

@@ -22,12 +22,21 @@ input_size = [960, 960]
 path = "/opt/models/faces.xml"
 family = "yolov8"
 classes = { face = [0] }
+
+[server]                  # `obscura serve`; see examples/obscura.toml for every key
+listen = ["unix:///run/obscura/obscura.sock"]
 ```
+
+Every key can also be set by an environment variable ``OBSCURA_<SECTION>_<KEY>`` (for example
+``OBSCURA_SERVER_LISTEN="unix:///run/obscura/obscura.sock,127.0.0.1:50051"`` or
+``OBSCURA_BACKEND_DEVICE=GPU``); values are read as TOML values where they parse as such (numbers,
+booleans, lists), else as strings, and comma-separated for list keys. Flags override both.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,28 +51,148 @@ from obscura.zoo.manifest import ModelSpec, load_manifest, parse_model
 from obscura.zoo.store import ModelStore, default_cache_dir
 
 
+def default_socket() -> str:
+    """The Unix socket the daemon listens on by default (TCP is off unless configured)."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY")  # set by systemd's RuntimeDirectory=
+    if runtime:
+        return f"unix://{Path(runtime.split(':')[0]) / 'obscura.sock'}"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return f"unix://{Path(xdg) / 'obscura' / 'obscura.sock'}"
+    return f"unix:///tmp/obscura-{os.getuid()}/obscura.sock"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The daemon: where it listens, how it protects itself, how much work it takes on."""
+
+    listen: tuple[str, ...] = field(default_factory=lambda: (default_socket(),))
+    socket_mode: str = "0660"  # file mode of Unix sockets (octal)
+    tls_cert: str = ""  # PEM server certificate (chain); TLS on TCP listeners when set
+    tls_key: str = ""
+    tls_client_ca: str = ""  # PEM CA bundle: mutual TLS, clients must present a certificate
+    tokens_file: str = ""  # one bearer token per line; required from every client when set
+    metrics_listen: str = "127.0.0.1:9464"  # Prometheus exposition; "" turns it off
+    max_pixels: int = 40_000_000  # larger images are refused from their header, before decoding
+    max_message_bytes: int = 64 * 1024 * 1024  # a raw 4K BGR frame is 25 MB
+    workers: int = 0  # threads running the pipeline; 0: one per CPU core
+    max_inflight: int = 0  # frames queued or running; more are refused; 0: 4 per worker
+    stream_depth: int = 2  # frames in flight per stream (order kept)
+    grace_period: float = 10.0  # seconds SIGTERM waits for in-flight work
+    stuck_timeout: float = 30.0  # an inference running longer stops the systemd watchdog
+    warmup: bool = True  # run the pipeline once before reporting SERVING
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.listen:
+            out.append("[server].listen: at least one address")
+        for address in self.listen:
+            if not isinstance(address, str) or not address:
+                out.append(f"[server].listen: {address!r} is not an address")
+        try:
+            mode = int(self.socket_mode, 8)
+            if not 0 <= mode <= 0o777:
+                raise ValueError
+        except (TypeError, ValueError):
+            out.append(
+                f"[server].socket_mode: an octal file mode such as '0660', got {self.socket_mode!r}"
+            )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            out.append("[server].tls_cert and tls_key: give both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            out.append("[server].tls_client_ca: mutual TLS needs tls_cert and tls_key too")
+        for key in ("max_pixels", "max_message_bytes"):
+            if getattr(self, key) < 1:
+                out.append(f"[server].{key}: must be positive")
+        for key in ("workers", "max_inflight"):
+            if getattr(self, key) < 0:
+                out.append(f"[server].{key}: must be >= 0 (0: automatic)")
+        if self.stream_depth < 1:
+            out.append("[server].stream_depth: must be >= 1")
+        if self.grace_period < 0 or self.stuck_timeout <= 0:
+            out.append("[server].grace_period / stuck_timeout: must be positive")
+        return out
+
+    @property
+    def mode(self) -> int:
+        return int(self.socket_mode, 8)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def inflight_limit(self) -> int:
+        return self.max_inflight or 4 * self.worker_count
+
+
 @dataclass(frozen=True)
 class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     cache_dir: Path = field(default_factory=default_cache_dir)
     models: Mapping[str, ModelSpec] = field(default_factory=load_manifest)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     def store(self) -> ModelStore:
         return ModelStore(self.cache_dir, self.models)
 
 
-def _dataclass_from(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
+def _check_type(cls: type[Any], key: str, value: Any, where: str) -> str | None:
+    """A message if ``value`` does not fit the field's default type, else None."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return None
+    if default is None or isinstance(default, Mapping):
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(default, tuple | list):
+        ok = isinstance(value, list | tuple)
+    else:
+        ok = isinstance(value, type(default))
+    if ok:
+        return None
+    return f"[{where}].{key}: expected {type(default).__name__}, got {value!r}"
+
+
+def _dataclass_from(cls: type[Any], table: Mapping[str, Any], where: str, errors: list[str]) -> Any:
+    """Builds ``cls`` from a table; every problem is appended to ``errors`` (None returned)."""
+    if not isinstance(table, Mapping):
+        errors.append(f"[{where}]: expected a table, got {table!r}")
+        return None
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - names)
-    if unknown:
-        raise ConfigError(
-            f"[{where}]: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
-        )
+    failed = False
+    for key in sorted(set(table) - names):
+        errors.append(f"[{where}].{key}: unknown key (known: {', '.join(sorted(names))})")
+        failed = True
+    for key in sorted(set(table) & names):
+        problem = _check_type(cls, key, table[key], where)
+        if problem:
+            errors.append(problem)
+            failed = True
+    if failed:
+        return None
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
     try:
-        return cls(**table)
-    except TypeError as exc:
-        raise ConfigError(f"[{where}]: {exc}") from None
+        return cls(**values)
+    except (TypeError, ValueError, ConfigError) as exc:
+        for part in str(exc).split("; "):
+            errors.append(part if part.startswith("[") else f"[{where}]: {part}")
+        return None
 
 
 def _classes_table(table: Mapping[str, Any], where: str) -> dict[ObjectClass, float]:
@@ -79,41 +208,106 @@ def _classes_table(table: Mapping[str, Any], where: str) -> dict[ObjectClass, fl
     return out
 
 
-def parse_config(data: Mapping[str, Any]) -> Config:
-    unknown = sorted(set(data) - {"store", "backend", "detector", "models"})
-    if unknown:
-        raise ConfigError(
-            f"unknown section(s) {', '.join(unknown)} (known: backend, detector, models, store)"
-        )
-    backend = _dataclass_from(BackendConfig, data.get("backend", {}), "backend")
+_SECTIONS = {"store", "backend", "detector", "models", "server"}
+
+
+def config_errors(data: Mapping[str, Any]) -> tuple[Config | None, list[str]]:
+    """The configuration and every problem found in it, each naming its key."""
+    errors: list[str] = []
+    for section in sorted(set(data) - _SECTIONS):
+        errors.append(f"[{section}]: unknown section (known: {', '.join(sorted(_SECTIONS))})")
+    backend = _dataclass_from(BackendConfig, data.get("backend", {}), "backend", errors)
     det_table = dict(data.get("detector", {}))
     for key in ("thresholds", "nms_iou"):
         if key in det_table:
-            det_table[key] = _classes_table(det_table[key], f"detector.{key}")
-    detector = _dataclass_from(DetectorConfig, det_table, "detector")
+            try:
+                det_table[key] = _classes_table(det_table[key], f"detector.{key}")
+            except ConfigError as exc:
+                errors.append(str(exc))
+                det_table.pop(key)
+    detector = _dataclass_from(DetectorConfig, det_table, "detector", errors)
+    server = _dataclass_from(ServerConfig, data.get("server", {}), "server", errors)
     models = load_manifest()
     for name, table in data.get("models", {}).items():
-        models[name] = parse_model(name, table, "models")
+        try:
+            models[name] = parse_model(name, table, "models")
+        except ConfigError as exc:
+            errors.append(str(exc))
     store = data.get("store", {})
-    unknown = sorted(set(store) - {"cache_dir"})
-    if unknown:
-        raise ConfigError(f"[store]: unknown key(s) {', '.join(unknown)}")
+    for key in sorted(set(store) - {"cache_dir"}):
+        errors.append(f"[store].{key}: unknown key (known: cache_dir)")
     cache_dir = (
         Path(store["cache_dir"]).expanduser() if "cache_dir" in store else default_cache_dir()
     )
-    return Config(backend=backend, detector=detector, cache_dir=cache_dir, models=models)
+    if errors:
+        return None, errors
+    config = Config(
+        backend=backend, detector=detector, cache_dir=cache_dir, models=models, server=server
+    )
+    return config, []
 
 
-def load_config(path: Path | None) -> Config:
+def parse_config(data: Mapping[str, Any]) -> Config:
+    config, errors = config_errors(data)
+    if config is None:
+        raise ConfigError("; ".join(errors))
+    return config
+
+
+_LIST_KEYS = {("server", "listen")}
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``OBSCURA_<SECTION>_<KEY>`` variables as a partial configuration."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith("OBSCURA_"):
+            continue
+        rest = name[len("OBSCURA_") :].lower()
+        section, _, key = rest.partition("_")
+        if section not in ("backend", "detector", "server", "store") or not key:
+            continue  # OBSCURA_MODEL_DIR, OBSCURA_TEST_DATA and the like are read elsewhere
+        if (section, key) in _LIST_KEYS:
+            value: Any = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for section, table in extra.items():
+        out.setdefault(section, {}).update(table)
+    return out
+
+
+def read_config_data(path: Path | None) -> dict[str, Any]:
     if path is None:
-        return Config()
+        return {}
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    try:
-        return parse_config(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_config(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """The file (if any), then ``OBSCURA_*`` environment variables, then ``overrides`` (flags)."""
+    data = read_config_data(path)
+    data = merge(data, env_overrides(os.environ if environ is None else environ))
+    data = merge(data, overrides or {})
+    config, errors = config_errors(data)
+    if config is None:
+        where = f"{path}: " if path else ""
+        raise ConfigError(where + "; ".join(errors))
+    return config
