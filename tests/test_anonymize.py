@@ -39,6 +39,7 @@ class FixedDetector:
         image: ImageArray,
         classes: Collection[ObjectClass],
         thresholds: Mapping[ObjectClass, float] | None,
+        timings: dict[str, float] | None = None,
     ) -> Detections:
         self.thresholds.append(thresholds)
         keep = np.isin(self.det.class_ids, [int(c) for c in classes])

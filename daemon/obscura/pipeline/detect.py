@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,11 +155,13 @@ class Detector:
         image: ImageArray,
         classes: Collection[ObjectClass] = ALL_CLASSES,
         thresholds: Mapping[ObjectClass, float] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> Detections:
         """Detections of ``classes`` in ``image`` (BGR uint8), class ids = ObjectClass codes.
 
         ``thresholds`` override the configured per-class score thresholds for this call; they
-        cannot go below the configured ``score_floor``.
+        cannot go below the configured ``score_floor``. ``timings`` collects the seconds spent
+        in each model (by model name).
         """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
@@ -167,22 +170,27 @@ class Detector:
         wanted = set(classes)
         cut = {c: self.config.threshold(c) for c in ObjectClass}
         cut.update(thresholds or {})
+        clock = _Clock(timings)
         parts: list[Detections] = []
         need_vehicles = ObjectClass.VEHICLE in wanted or (
             ObjectClass.LICENSE_PLATE in wanted and self.config.plate_on_vehicles
         )
         objects = Detections()
         if self.objects is not None and (ObjectClass.PERSON in wanted or need_vehicles):
-            objects = self._run(self.objects, image, cut, tiled=self.config.object_tiles)
+            with clock(self.objects.spec.name):
+                objects = self._run(self.objects, image, cut, tiled=self.config.object_tiles)
         if ObjectClass.FACE in wanted and self.faces is not None:
-            parts.append(self._run(self.faces, image, cut, tiled=self.config.face_tiles))
+            with clock(self.faces.spec.name):
+                parts.append(self._run(self.faces, image, cut, tiled=self.config.face_tiles))
         if ObjectClass.LICENSE_PLATE in wanted and self.plates is not None:
             vehicles = objects[objects.class_ids == ObjectClass.VEHICLE]
-            parts.append(self._plates(image, vehicles, cut))
+            with clock(self.plates.spec.name):
+                parts.append(self._plates(image, vehicles, cut))
         if ObjectClass.PERSON in wanted:
             persons = objects[objects.class_ids == ObjectClass.PERSON]
             if self.segmenter is not None and len(persons):
-                persons = persons.with_masks(self.segmenter.person_masks(image, persons.xyxy))
+                with clock(self.config.segmentation_model or "segmentation"):
+                    persons = persons.with_masks(self.segmenter.person_masks(image, persons.xyxy))
             parts.append(persons)
         if ObjectClass.VEHICLE in wanted:
             parts.append(objects[objects.class_ids == ObjectClass.VEHICLE])
@@ -261,6 +269,27 @@ class Detector:
             return det
         shift = np.array([x, y, x, y], dtype=np.float32)
         return Detections(det.xyxy + shift, det.scores, det.class_ids, det.masks)
+
+
+class _Clock:
+    """``with clock(name):`` adds the block's seconds to ``timings[name]`` (if collecting)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+        self._name = ""
+        self._start = 0.0
+
+    def __call__(self, name: str) -> _Clock:
+        self._name = name
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timings is not None:
+            elapsed = time.perf_counter() - self._start
+            self.timings[self._name] = self.timings.get(self._name, 0.0) + elapsed
 
 
 def _tiles(image: ImageArray, size: int, overlap: float) -> list[tuple[int, int, ImageArray]]:

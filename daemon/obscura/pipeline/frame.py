@@ -24,6 +24,7 @@ class DetectorLike(Protocol):
         image: ImageArray,
         classes: Collection[ObjectClass],
         thresholds: Mapping[ObjectClass, float] | None,
+        timings: dict[str, float] | None = None,
     ) -> Detections: ...
 
 
@@ -38,6 +39,7 @@ class FrameResult:
     colours: InstanceColours
     options: AnonymizeOptions
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    model_timings: dict[str, float] = field(default_factory=dict)  # inference seconds per model
 
     @property
     def size(self) -> tuple[int, int]:
@@ -117,7 +119,8 @@ class FrameProcessor:
         self, image: ImageArray, options: AnonymizeOptions, *, inplace: bool = False
     ) -> FrameResult:
         start = time.perf_counter()
-        det = self.detector.detect(image, options.classes, options.thresholds)
+        models: dict[str, float] = {}
+        det = self.detector.detect(image, options.classes, options.thresholds, models)
         detected = time.perf_counter()
         size = (int(image.shape[1]), int(image.shape[0]))
         regions = regions_for(det, size, options)
@@ -135,4 +138,5 @@ class FrameProcessor:
             colours=colours,
             options=options,
             timings={"detect": detected - start, "anonymize": done - detected},
+            model_timings=models,
         )
