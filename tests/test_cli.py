@@ -147,3 +147,38 @@ def test_detect_prints_detections(data_dir: Path) -> None:
     x1, y1, x2, y2 = face["bbox"]
     assert 150 < (x1 + x2) / 2 < 260
     assert 50 < (y1 + y2) / 2 < 160
+
+
+def test_example_config_is_valid_and_names_every_key() -> None:
+    import dataclasses
+    import tomllib
+
+    from obscura.backends import BackendConfig
+    from obscura.config import ServerConfig, config_errors
+    from obscura.pipeline.detect import DetectorConfig
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "obscura.toml"
+    data = tomllib.loads(path.read_text())
+    assert config_errors(data)[1] == []
+    text = path.read_text()
+    for section, cls in (
+        ("server", ServerConfig),
+        ("backend", BackendConfig),
+        ("detector", DetectorConfig),
+    ):
+        for f in dataclasses.fields(cls):
+            if f.name != "model_options":
+                assert f"\n{f.name} =" in text or f"\n# {f.name} =" in text, (section, f.name)
+    proc = run("config", "check", str(path))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_config_check_prints_every_error_with_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[server]\nworkers = -2\nlisten = 5\n[detector]\nface_tile = 1\n")
+    proc = run("config", "check", str(path))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert any("[server].workers" in line for line in lines)
+    assert any("[server].listen" in line for line in lines)
+    assert any("[detector].face_tile" in line for line in lines)

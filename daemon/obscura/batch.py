@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from obscura.errors import InvalidInput, ObscuraError
 from obscura.imageio import IMAGE_FORMATS, encode_image, read_image, write_atomic
@@ -29,6 +29,9 @@ from obscura.pipeline.frame import FrameProcessor, FrameResult
 from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.types import ObjectClass
+
+if TYPE_CHECKING:
+    from obscura.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ class Summary:
     detections: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
 
-    def count(self, result: FrameResult) -> None:
+    def count(self, result: FrameResult) -> None:  # video frames
         for code in result.detections.class_ids:
             self.detections[ObjectClass(int(code)).label] += 1
 
@@ -172,18 +175,90 @@ class Progress:
             self.stream.flush()
 
 
+@dataclass
+class ImageOutputs:
+    image: bytes
+    binary_mask: bytes | None
+    instance_mask: bytes | None
+    metadata: dict[str, Any]
+    counts: dict[str, int]
+
+
+class ImageEngine(Protocol):
+    def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs: ...
+
+
+class LocalImages:
+    """The pipeline in this process."""
+
+    def __init__(self, processor: FrameProcessor, options: AnonymizeOptions):
+        self.processor = processor
+        self.options = options
+
+    def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
+        image = read_image(path)
+        result = self.processor.process(image, self.options, inplace=True)
+        save = self.options.save_mask
+        counts: Counter[str] = Counter(
+            ObjectClass(int(c)).label for c in result.detections.class_ids
+        )
+        return ImageOutputs(
+            image=encode_image(result.image, fmt, self.options.quality),
+            binary_mask=png_bytes(result.binary_mask()) if save.binary else None,
+            instance_mask=png_bytes(result.instance_mask()) if save.instance else None,
+            metadata=result.metadata(path.name, path.name, folder),
+            counts=dict(counts),
+        )
+
+
+class RemoteImages:
+    """The daemon does the work: the file's bytes go over gRPC as they are."""
+
+    def __init__(self, client: Client, options: AnonymizeOptions):
+        from obscura.server.convert import options_to_proto
+
+        self.client = client
+        self.options = options
+        self.request_options = options_to_proto(options)
+
+    def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
+        from obscura.server.convert import metadata_from_proto
+        from obscura.v1 import anonymizer_pb2 as pb
+
+        if not path.is_file():
+            raise InvalidInput(f"{path}: no such file")
+        request = pb.AnonymizeRequest(
+            encoded=path.read_bytes(), options=self.request_options, name=path.name, folder=folder
+        )
+        try:
+            response = self.client.anonymize(request)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{path}: {exc}") from None
+        metadata = metadata_from_proto(response.metadata)
+        counts: Counter[str] = Counter(d["type_label"] for d in metadata["detections"])
+        return ImageOutputs(
+            image=response.encoded,
+            binary_mask=response.binary_mask if self.options.save_mask.binary else None,
+            instance_mask=response.instance_mask if self.options.save_mask.instance else None,
+            metadata=metadata,
+            counts=dict(counts),
+        )
+
+
 class BatchRunner:
-    """Anonymizes files into ``output_dir`` with one :class:`FrameProcessor`."""
+    """Anonymizes files into ``output_dir``: images in this process or through the daemon
+    (``client``), videos in this process."""
 
     def __init__(
         self,
-        processor: FrameProcessor,
+        processor: FrameProcessor | None,
         options: AnonymizeOptions,
         output_dir: Path,
         *,
         progress: bool | None = None,
         errors: TextIO | None = None,
         ins_suffix: str = INS_SUFFIX,
+        client: Client | None = None,
     ):
         if not ins_suffix or "/" in ins_suffix or "\\" in ins_suffix or ".." in ins_suffix:
             raise InvalidInput(f"instance mask suffix {ins_suffix!r} must be a plain name part")
@@ -191,6 +266,14 @@ class BatchRunner:
         self.processor = processor
         self.options = options
         self.output_dir = output_dir
+        self.client = client
+        self.images: ImageEngine
+        if client is not None:
+            self.images = RemoteImages(client, options)
+        elif processor is not None:
+            self.images = LocalImages(processor, options)
+        else:
+            raise ValueError("a processor or a client is needed")
         self.progress_enabled = progress
         self.err = errors or sys.stderr
 
@@ -232,24 +315,25 @@ class BatchRunner:
         print(f"obscura: error: {text}", file=self.err)
 
     def _image(self, item: InputFile, paths: OutputPaths, summary: Summary) -> None:
-        image = read_image(item.path)
-        result = self.processor.process(image, self.options, inplace=True)
         fmt = IMAGE_FORMATS[item.path.suffix.lower()]
-        save = self.options.save_mask
-        write_atomic(paths.media, encode_image(result.image, fmt, self.options.quality))
-        if save.binary:
-            write_atomic(paths.mask(BIN_SUFFIX, ".png"), png_bytes(result.binary_mask()))
-        if save.instance:
-            write_atomic(paths.mask(self.ins_suffix, ".png"), png_bytes(result.instance_mask()))
-        meta = result.metadata(item.path.name, item.path.name, paths.folder)
-        write_atomic(paths.metadata, json_bytes(meta))
-        summary.count(result)
+        out = self.images.anonymize(item.path, fmt, paths.folder)
+        write_atomic(paths.media, out.image)
+        if out.binary_mask is not None:
+            write_atomic(paths.mask(BIN_SUFFIX, ".png"), out.binary_mask)
+        if out.instance_mask is not None:
+            write_atomic(paths.mask(self.ins_suffix, ".png"), out.instance_mask)
+        write_atomic(paths.metadata, json_bytes(out.metadata))
+        summary.detections.update(out.counts)
 
     def _video(
         self, item: InputFile, paths: OutputPaths, summary: Summary, progress: Progress
     ) -> int:
         from obscura.media.video import MaskVideoWriter, VideoTranscoder
 
+        if self.processor is None:
+            raise InvalidInput(
+                "videos through the daemon are not supported yet: run without --server"
+            )
         paths.directory.mkdir(parents=True, exist_ok=True)
         save = self.options.save_mask
         scale = self.options.mask_scale

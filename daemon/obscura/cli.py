@@ -17,6 +17,7 @@ from obscura.errors import ObscuraError
 from obscura.types import ObjectClass
 
 if TYPE_CHECKING:
+    from obscura.client import Client
     from obscura.pipeline.detect import Detector
     from obscura.pipeline.options import AnonymizeOptions, Method
 
@@ -88,6 +89,33 @@ def _quality(text: str) -> int:
     if not 1 <= value <= 100:
         raise argparse.ArgumentTypeError(f"must be in 1..100, got {value}")
     return value
+
+
+def _add_client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token-file", type=Path, help="file holding the bearer token to send")
+    p.add_argument("--tls-ca", type=Path, help="CA certificate (PEM) to verify the daemon's TLS")
+    p.add_argument("--tls-cert", type=Path, help="client certificate (PEM) for mutual TLS")
+    p.add_argument("--tls-key", type=Path, help="client key (PEM) for mutual TLS")
+    p.add_argument("--server-name", help="expected name in the daemon's certificate")
+
+
+def _client(args: argparse.Namespace, address: str) -> Client:
+    from obscura.client import Client
+
+    token = None
+    if args.token_file:
+        try:
+            token = args.token_file.read_text().strip().splitlines()[0].strip()
+        except (OSError, IndexError):
+            raise ObscuraError(f"cannot read a token from {args.token_file}") from None
+    return Client(
+        address,
+        token=token,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        server_name=args.server_name,
+    )
 
 
 def _add_runtime_options(p: argparse.ArgumentParser, *, classes: bool = True) -> None:
@@ -222,7 +250,66 @@ def _build_parser() -> argparse.ArgumentParser:
         "_ins_maks)",
     )
     an.add_argument("--no-progress", action="store_true", help="no progress bar")
+    an.add_argument(
+        "--server",
+        metavar="ADDR",
+        help="use the daemon at ADDR (unix:///run/obscura/obscura.sock or HOST:PORT) for "
+        "images instead of running the pipeline here",
+    )
+    _add_client_options(an)
     _add_runtime_options(an, classes=False)
+
+    sv = sub.add_parser(
+        "serve",
+        help="run the daemon (gRPC API, health, reflection, Prometheus metrics)",
+        description=(
+            "Run the anonymization daemon. Settings come from --config (TOML, [server] and the "
+            "other sections), then OBSCURA_<SECTION>_<KEY> environment variables, then these "
+            "flags. Listens on a Unix socket by default; TCP only where configured. Health is "
+            "NOT_SERVING until the models are loaded and warmed up, and again while draining "
+            "after SIGTERM."
+        ),
+    )
+    sv.add_argument(
+        "--listen",
+        action="append",
+        metavar="ADDR",
+        help="unix:///PATH or HOST:PORT; repeatable (default: a Unix socket in the runtime "
+        "directory)",
+    )
+    sv.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="Prometheus exposition address (default 127.0.0.1:9464; '' turns it off)",
+    )
+    sv.add_argument("--workers", type=int, help="pipeline threads (default: one per core)")
+    sv.add_argument("--max-inflight", type=int, help="frames queued or running before refusing")
+    sv.add_argument("--stream-depth", type=int, help="frames in flight per stream (default 2)")
+    sv.add_argument("--max-pixels", type=int, help="largest image accepted (pixels)")
+    sv.add_argument("--max-message-bytes", type=int, help="largest gRPC message (bytes)")
+    sv.add_argument("--grace-period", type=float, help="seconds to drain on SIGTERM (default 10)")
+    sv.add_argument("--socket-mode", help="file mode of Unix sockets, octal (default 0660)")
+    sv.add_argument("--tls-cert", help="server certificate (PEM): TLS on TCP listeners")
+    sv.add_argument("--tls-key", help="server key (PEM)")
+    sv.add_argument("--tls-client-ca", help="CA (PEM) for mutual TLS: clients need certificates")
+    sv.add_argument("--tokens-file", help="bearer tokens, one per line: clients must send one")
+    sv.add_argument("--no-warmup", action="store_true", help="report SERVING without a warm-up")
+    _add_runtime_options(sv, classes=False)
+
+    hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
+    hc.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
+    hc.add_argument("--service", default="", help="service name (default: the whole daemon)")
+    hc.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    _add_client_options(hc)
+
+    inf = sub.add_parser("info", help="a daemon's version, models, options and limits (JSON)")
+    inf.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
+    _add_client_options(inf)
+
+    cfg = sub.add_parser("config", help="configuration files")
+    csub = cfg.add_subparsers(dest="config_command", required=True)
+    chk = csub.add_parser("check", help="validate a TOML configuration; every error with its key")
+    chk.add_argument("file", type=Path)
 
     ev = sub.add_parser("eval", help="recall and precision per class at IoU 0.5 (JSON)")
     ev.add_argument("images_dir", type=Path, help="folder holding the annotated images")
@@ -236,18 +323,36 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> Config:
-    import dataclasses
+_SERVER_FLAGS = (
+    "listen",
+    "metrics_listen",
+    "workers",
+    "max_inflight",
+    "stream_depth",
+    "max_pixels",
+    "max_message_bytes",
+    "grace_period",
+    "socket_mode",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "tokens_file",
+)
 
-    config = load_config(getattr(args, "config", None))
-    changes = {}
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, dict[str, object]] = {}
     if getattr(args, "runtime", None):
-        changes["runtime"] = args.runtime
+        overrides.setdefault("backend", {})["runtime"] = args.runtime
     if getattr(args, "device", None):
-        changes["device"] = args.device
-    if changes:
-        config = dataclasses.replace(config, backend=dataclasses.replace(config.backend, **changes))
-    return config
+        overrides.setdefault("backend", {})["device"] = args.device
+    for key in _SERVER_FLAGS:
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides.setdefault("server", {})[key] = value
+    if getattr(args, "no_warmup", False):
+        overrides.setdefault("server", {})["warmup"] = False
+    return load_config(getattr(args, "config", None), overrides=overrides)
 
 
 def _detector(config: Config) -> Detector:
@@ -378,18 +483,67 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     from obscura.pipeline.frame import FrameProcessor
 
     options = _anonymize_options(args)
-    processor = FrameProcessor(_detector(_config(args)))
-    runner = BatchRunner(
-        processor,
-        options,
-        args.output,
-        progress=False if args.no_progress else None,
-        ins_suffix=args.ins_mask_suffix,
-    )
-    summary = runner.run(args.inputs)
+    client = _client(args, args.server) if args.server else None
+    processor = None if client else FrameProcessor(_detector(_config(args)))
+    try:
+        runner = BatchRunner(
+            processor,
+            options,
+            args.output,
+            progress=False if args.no_progress else None,
+            ins_suffix=args.ins_mask_suffix,
+            client=client,
+        )
+        summary = runner.run(args.inputs)
+    finally:
+        if client is not None:
+            client.close()
     print_summary(summary)
     print(f"outputs: {args.output}")
     return 1 if summary.errors else 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from obscura.server.app import serve
+
+    return serve(_config(args))
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    with _client(args, args.server) as client:
+        try:
+            status = client.health(args.service, timeout=args.timeout)
+        except ObscuraError as exc:
+            print(f"obscura: {args.server}: {exc}", file=sys.stderr)
+            return 1
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    with _client(args, args.server) as client:
+        info = client.info()
+    print(json.dumps(MessageToDict(info), indent=2))
+    return 0
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from obscura.config import config_errors, read_config_data
+
+    try:
+        data = read_config_data(args.file)
+    except ObscuraError as exc:
+        print(f"obscura: error: {exc}", file=sys.stderr)
+        return 2
+    _, errors = config_errors(data)
+    if errors:
+        for error in errors:
+            print(f"{args.file}: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK")
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -431,6 +585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_detect(args)
         if args.command == "anonymize":
             return _cmd_anonymize(args)
+        if args.command == "serve":
+            return _cmd_serve(args)
+        if args.command == "health":
+            return _cmd_health(args)
+        if args.command == "info":
+            return _cmd_info(args)
+        if args.command == "config":
+            return _cmd_config_check(args)
         return _cmd_eval(args)
     except ObscuraError as exc:
         print(f"obscura: error: {exc}", file=sys.stderr)

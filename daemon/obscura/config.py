@@ -71,6 +71,7 @@ class ServerConfig:
     tls_cert: str = ""  # PEM server certificate (chain); TLS on TCP listeners when set
     tls_key: str = ""
     tls_client_ca: str = ""  # PEM CA bundle: mutual TLS, clients must present a certificate
+    tls_allowed_clients: tuple[str, ...] = ()  # with mutual TLS: allowed certificate CNs
     tokens_file: str = ""  # one bearer token per line; required from every client when set
     metrics_listen: str = "127.0.0.1:9464"  # Prometheus exposition; "" turns it off
     max_pixels: int = 40_000_000  # larger images are refused from their header, before decoding
@@ -184,15 +185,19 @@ def _dataclass_from(cls: type[Any], table: Mapping[str, Any], where: str, errors
         if problem:
             errors.append(problem)
             failed = True
-    if failed:
-        return None
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    bad = {m.split(":")[0].rsplit(".", 1)[-1] for m in errors if m.startswith(f"[{where}].")}
+    values = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in table.items()
+        if k in names and k not in bad
+    }
     try:
-        return cls(**values)
+        built = cls(**values)  # the keys that typed well: their values are checked too
     except (TypeError, ValueError, ConfigError) as exc:
         for part in str(exc).split("; "):
             errors.append(part if part.startswith("[") else f"[{where}]: {part}")
         return None
+    return None if failed else built
 
 
 def _classes_table(table: Mapping[str, Any], where: str) -> dict[ObjectClass, float]:

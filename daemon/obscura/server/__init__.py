@@ -1,0 +1,1 @@
+"""The daemon: gRPC server, data plane, security and lifecycle."""

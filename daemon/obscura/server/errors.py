@@ -1,0 +1,268 @@
+"""Exceptions to gRPC status codes, in one place, and the interceptors that apply it.
+
+Bad input is INVALID_ARGUMENT with a message that names the problem; overload
+RESOURCE_EXHAUSTED; not ready UNAVAILABLE; auth UNAUTHENTICATED / PERMISSION_DENIED; anything
+else is a bug: INTERNAL with a generic message, details in the log only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from typing import Any
+
+import grpc
+
+from obscura.errors import ConfigError, InvalidInput, ModelNotReady
+from obscura.server.service import NotReady, Overloaded, PermissionDenied, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "internal error; the daemon's log has the details"
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and client-facing message for an exception."""
+    if isinstance(exc, InvalidInput | ConfigError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, Overloaded):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, NotReady | ModelNotReady):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(exc)
+    if isinstance(exc, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED, str(exc)
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
+
+
+def log_unexpected(exc: BaseException, where: str) -> None:
+    code, _ = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("unexpected error in %s", where, exc_info=exc)
+
+
+RpcDone = Callable[[str, str, float], None]  # method, status code name, seconds
+
+
+def _method_name(full: str) -> str:
+    return full.rsplit("/", 1)[-1]
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Maps exceptions escaping a handler to status codes and reports each RPC's outcome."""
+
+    def __init__(self, on_done: RpcDone | None = None):
+        self.on_done = on_done
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = _method_name(details.method)
+        on_done = self.on_done
+
+        def finish(start: float, code: grpc.StatusCode) -> None:
+            if on_done is not None:
+                on_done(method, code.name, time.perf_counter() - start)
+
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                start = time.perf_counter()
+                try:
+                    response = await inner_uu(request, context)
+                except Exception as exc:
+                    if isinstance(exc, grpc.aio.AbortError):
+                        finish(start, context.code() or grpc.StatusCode.UNKNOWN)
+                        raise
+                    code, message = status_for(exc)
+                    log_unexpected(exc, method)
+                    finish(start, code)
+                    await context.abort(code, message)
+                finish(start, context.code() or grpc.StatusCode.OK)
+                return response
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            inner_ss = handler.stream_stream
+
+            async def stream_stream(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                start = time.perf_counter()
+                try:
+                    async for response in inner_ss(requests, context):
+                        yield response
+                except Exception as exc:
+                    if isinstance(exc, grpc.aio.AbortError):
+                        finish(start, context.code() or grpc.StatusCode.UNKNOWN)
+                        raise
+                    code, message = status_for(exc)
+                    log_unexpected(exc, method)
+                    finish(start, code)
+                    await context.abort(code, message)
+                finish(start, context.code() or grpc.StatusCode.OK)
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+# Health checks reveal nothing and must work for container runtimes without a token.
+OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
+
+
+def _deny(code: grpc.StatusCode, message: str) -> Any:
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+
+    async def stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+        yield  # pragma: no cover  (makes this an async generator)
+
+    return unary, stream
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Bearer tokens (``authorization: Bearer <token>``, compared in constant time) and, with
+    mutual TLS, an optional allow-list of client certificate common names."""
+
+    def __init__(
+        self,
+        tokens: Collection[str] = (),
+        allowed_clients: Collection[str] = (),
+        on_denied: RpcDone | None = None,
+    ):
+        self.tokens = [t.encode() for t in tokens]
+        self.allowed = frozenset(allowed_clients)
+        self.on_denied = on_denied
+
+    def _token_ok(self, metadata: Any) -> bool:
+        if not self.tokens:
+            return True
+        given = b""
+        for key, value in metadata or ():
+            if key == "authorization":
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                scheme, _, presented = text.partition(" ")
+                if scheme.lower() == "bearer":
+                    given = presented.strip().encode()
+        # Compare against every token so that timing does not depend on which one matches.
+        ok = False
+        for token in self.tokens:
+            ok |= hmac.compare_digest(given, token)
+        return ok and bool(given)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        if details.method in OPEN_METHODS:
+            return await continuation(details)
+        if not self._token_ok(details.invocation_metadata):
+            return await self._refuse(
+                continuation,
+                details,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or invalid bearer token",
+            )
+        handler = await continuation(details)
+        if handler is None or not self.allowed:
+            return handler
+        return self._check_peer(handler)
+
+    async def _refuse(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+        code: grpc.StatusCode,
+        message: str,
+    ) -> Any:
+        if self.on_denied is not None:
+            self.on_denied(_method_name(details.method), code.name, 0.0)
+        handler = await continuation(details)
+        unary, stream = _deny(code, message)
+        if handler is not None and handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler is not None and handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=handler.request_deserializer if handler else None,
+            response_serializer=handler.response_serializer if handler else None,
+        )
+
+    def _check_peer(self, handler: Any) -> Any:
+        allowed = self.allowed
+
+        def permitted(context: grpc.aio.ServicerContext) -> bool:
+            names = context.auth_context().get("x509_common_name", [])
+            return any(n.decode() in allowed for n in names)
+
+        message = "this client certificate is not allowed"
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if not permitted(context):
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+                return await inner(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            inner_s = handler.stream_stream
+
+            async def stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                if not permitted(context):
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+                async for item in inner_s(requests, context):
+                    yield item
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if not permitted(context):
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+                async for item in inner_us(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

@@ -1,0 +1,97 @@
+"""Running the real daemon (`obscura serve`) as a subprocess in tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obscura.client import Client
+from obscura.errors import ObscuraError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass
+class DaemonProcess:
+    folder: Path
+    server: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[str] | None = None
+    statuses: list[str] = field(default_factory=list)
+
+    @property
+    def socket(self) -> str:
+        return f"unix://{self.folder / 'obscura.sock'}"
+
+    def start(self, wait: bool = True, timeout: float = 120.0) -> DaemonProcess:
+        config = self.folder / "obscura.toml"
+        lines = ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in self.server.items()]
+        config.write_text("\n".join(lines) + "\n")
+        self.log = (self.folder / "daemon.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "obscura.cli", "-v", "serve", "--config", str(config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **self.env},
+        )
+        if wait:
+            self.wait_serving(timeout)
+        return self
+
+    def wait_serving(self, timeout: float = 120.0) -> None:
+        """Polls health over the Unix socket, recording each status seen, until SERVING."""
+        deadline = time.monotonic() + timeout
+        with Client(self.socket) as client:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.output()}")
+                try:
+                    status = client.health(timeout=1.0)
+                except ObscuraError:
+                    status = "UNREACHABLE"
+                if not self.statuses or self.statuses[-1] != status:
+                    self.statuses.append(status)
+                if status == "SERVING":
+                    return
+                time.sleep(0.02)
+        raise TimeoutError(f"daemon not SERVING after {timeout} s: {self.output()}")
+
+    def output(self) -> str:
+        return (self.folder / "daemon.log").read_text()
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.log.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
