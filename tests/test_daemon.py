@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from obscura.cli import main
 from obscura.client import Client, RemoteError
 from obscura.errors import InvalidInput
+from obscura.media.video import probe, read_mask_video
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import png_bytes
@@ -31,6 +32,7 @@ from obscura.v1 import anonymizer_pb2 as pb
 
 from certs import Authority
 from daemons import DaemonProcess, free_port
+from videos import decode_all
 
 pytestmark = pytest.mark.models
 
@@ -524,3 +526,29 @@ def test_systemd_notify_protocol(tmp_path: Path) -> None:
     ready = next(m for m in messages if m.startswith("READY=1"))
     assert "STATUS=serving on" in ready
     assert any(m.startswith("STOPPING=1") for m in messages)
+
+
+def test_cli_video_through_the_daemon_equals_in_process(
+    daemon: DaemonProcess, tmp_path: Path, data_dir: Path
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(data_dir / "kpa_movie_face.avi", src / "movie.avi")
+    (tmp_path / "token").write_text(TOKEN)
+    common = ["anonymize", str(src), "--no-progress", "-a", "face,person"]
+    assert main([*common, "-o", str(tmp_path / "local")]) == 0
+    remote = [*common, "-o", str(tmp_path / "remote"), "--server", daemon.socket]
+    assert main([*remote, "--token-file", str(tmp_path / "token")]) == 0
+    local, far = tmp_path / "local", tmp_path / "remote"
+    names = sorted(p.name for p in local.iterdir())
+    assert names == sorted(p.name for p in far.iterdir())
+    assert names == ["movie-0-67.json", "movie.avi", "movie_bin_mask.mkv", "movie_ins_mask.mkv"]
+    a = json.loads((local / "movie-0-67.json").read_text())
+    b = json.loads((far / "movie-0-67.json").read_text())
+    assert [without_duration(f) for f in a] == [without_duration(f) for f in b]
+    for mask in ("movie_bin_mask.mkv", "movie_ins_mask.mkv"):
+        ours, theirs = list(read_mask_video(local / mask)), list(read_mask_video(far / mask))
+        assert len(ours) == len(theirs) == 68
+        assert all((x == y).all() for x, y in zip(ours, theirs, strict=True))
+    assert len(decode_all(far / "movie.avi")) == 68
+    assert probe(far / "movie.avi").has_audio

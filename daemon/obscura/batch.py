@@ -6,15 +6,20 @@ A file that cannot be read or written is reported and skipped; the run goes on a
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
+import queue
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+import cv2
+import numpy as np
 
 from obscura.errors import InvalidInput, ObscuraError
 from obscura.imageio import IMAGE_FORMATS, encode_image, read_image, write_atomic
@@ -25,13 +30,14 @@ from obscura.outputs import (
     OutputPaths,
     json_bytes,
 )
-from obscura.pipeline.frame import FrameProcessor, FrameResult
+from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
-from obscura.types import ObjectClass
+from obscura.types import ImageArray, ObjectClass
 
 if TYPE_CHECKING:
     from obscura.client import Client
+    from obscura.media.video import DecodedFrame, VideoTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +119,6 @@ class Summary:
     video_seconds: float = 0.0
     detections: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
-
-    def count(self, result: FrameResult) -> None:  # video frames
-        for code in result.detections.class_ids:
-            self.detections[ObjectClass(int(code)).label] += 1
 
     def lines(self) -> list[str]:
         out = []
@@ -330,10 +332,6 @@ class BatchRunner:
     ) -> int:
         from obscura.media.video import MaskVideoWriter, VideoTranscoder
 
-        if self.processor is None:
-            raise InvalidInput(
-                "videos through the daemon are not supported yet: run without --server"
-            )
         paths.directory.mkdir(parents=True, exist_ok=True)
         save = self.options.save_mask
         scale = self.options.mask_scale
@@ -375,21 +373,19 @@ class BatchRunner:
                         )
                     )
                 try:
-                    for frame in tx.frames():
-                        result = self.processor.process(frame.image, self.options, inplace=True)
-                        tx.write(result.image)
+                    engine = (
+                        self._remote_frames(tx, item.path.name, paths.folder)
+                        if self.client is not None
+                        else self._local_frames(tx, item.path.name, paths.folder)
+                    )
+                    for frame, out in engine:
+                        tx.write(out.image)
                         for writer, which in writers:
-                            writer.write(
-                                result.binary_mask()
-                                if which == "binary"
-                                else result.instance_mask()
-                            )
-                        extra = {"time": None if frame.time is None else round(frame.time, 6)}
-                        chunks.add(
-                            frame.index,
-                            result.metadata(frame.index, item.path.name, paths.folder, **extra),
-                        )
-                        summary.count(result)
+                            mask = out.binary_mask if which == "binary" else out.instance_mask
+                            assert mask is not None
+                            writer.write(mask)
+                        chunks.add(frame.index, out.metadata)
+                        summary.detections.update(out.counts)
                         frames += 1
                         progress.show(f"{item.rel} frame {frames}/{info.frame_count or '?'}")
                 finally:
@@ -405,6 +401,146 @@ class BatchRunner:
                 path.unlink(missing_ok=True)
             raise
         return frames
+
+    def _local_frames(
+        self, tx: VideoTranscoder, filename: str, folder: str
+    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
+        assert self.processor is not None
+        save = self.options.save_mask
+        for frame in tx.frames():
+            result = self.processor.process(frame.image, self.options, inplace=True)
+            counts = Counter(ObjectClass(int(c)).label for c in result.detections.class_ids)
+            time = None if frame.time is None else round(frame.time, 6)
+            yield (
+                frame,
+                FrameOutputs(
+                    image=result.image,
+                    binary_mask=result.binary_mask() if save.binary else None,
+                    instance_mask=result.instance_mask() if save.instance else None,
+                    metadata=result.metadata(frame.index, filename, folder, time=time),
+                    counts=dict(counts),
+                ),
+            )
+
+    def _remote_frames(
+        self, tx: VideoTranscoder, filename: str, folder: str
+    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
+        """Frames through the daemon's AnonymizeStream as raw BGR, ``STREAM_WINDOW`` in flight.
+
+        This thread both decodes (reading ahead) and encodes, so the video containers are only
+        touched here; gRPC's sender thread only takes requests from a queue.
+        """
+        from obscura.server.convert import options_to_proto
+        from obscura.v1 import anonymizer_pb2 as pb
+
+        assert self.client is not None
+        requests: queue.Queue[pb.AnonymizeRequest | None] = queue.Queue()
+        options = options_to_proto(self.options, output_format="raw")
+        window: collections.deque[DecodedFrame] = collections.deque()
+        source = iter(tx.frames())
+        done = False
+
+        def push() -> None:
+            nonlocal done
+            if done:
+                return
+            frame = next(source, None)
+            if frame is None:
+                done = True
+                requests.put(None)
+                return
+            h, w = frame.image.shape[:2]
+            request = pb.AnonymizeRequest(
+                raw=pb.RawFrame(
+                    width=w, height=h, format=pb.PIXEL_FORMAT_BGR24, data=frame.image.tobytes()
+                ),
+                frame_index=frame.index,
+                timestamp=frame.time or 0.0,
+            )
+            if frame.index == 0:
+                request.options.CopyFrom(options)
+            window.append(frame)
+            requests.put(request)
+
+        for _ in range(STREAM_WINDOW):
+            push()
+        try:
+            yield from self._answers(
+                self.client.stream(iter(requests.get, None)), window, push, filename, folder
+            )
+        finally:
+            if not done:
+                requests.put(None)  # ends the request stream if we stop early
+
+    def _answers(
+        self,
+        responses: Iterator[Any],
+        window: collections.deque[DecodedFrame],
+        push: Callable[[], None],
+        filename: str,
+        folder: str,
+    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
+        from obscura.server.convert import metadata_from_proto
+
+        for response in responses:
+            frame = window.popleft()
+            if response.HasField("error"):
+                raise InvalidInput(f"frame {frame.index}: the daemon says {response.error.message}")
+            raw = response.raw
+            image = np.frombuffer(raw.data, dtype=np.uint8).reshape(raw.height, raw.width, 3)
+            meta = metadata_from_proto(response.metadata)
+            for d in meta["detections"]:
+                d["parent_image"] = frame.index
+            time = None if frame.time is None else round(frame.time, 6)
+            metadata = {
+                "id": frame.index,
+                "filename": filename,
+                "folder": folder,
+                "size": meta["size"],
+                "duration": meta["duration"],
+                "time": time,
+                "detections": meta["detections"],
+            }
+            if "instance_ids_repeat" in meta:
+                metadata["instance_ids_repeat"] = meta["instance_ids_repeat"]
+            yield (
+                frame,
+                FrameOutputs(
+                    image=image,
+                    binary_mask=_png(response.binary_mask, rgb=False)
+                    if response.binary_mask
+                    else None,
+                    instance_mask=(
+                        _png(response.instance_mask, rgb=True) if response.instance_mask else None
+                    ),
+                    metadata=metadata,
+                    counts=dict(Counter(d["type_label"] for d in meta["detections"])),
+                ),
+            )
+            push()
+        if window:
+            raise InvalidInput(f"the daemon answered {len(window)} frame(s) too few")
+
+
+STREAM_WINDOW = 4  # frames of a video in flight to the daemon
+
+
+@dataclass
+class FrameOutputs:
+    image: ImageArray  # BGR
+    binary_mask: ImageArray | None
+    instance_mask: ImageArray | None  # RGB
+    metadata: dict[str, Any]
+    counts: dict[str, int]
+
+
+def _png(data: bytes, *, rgb: bool) -> ImageArray:
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise InvalidInput("the daemon sent a mask that is not a PNG")
+    if rgb:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return np.asarray(decoded, dtype=np.uint8)
 
 
 def print_summary(summary: Summary, stream: TextIO | None = None) -> None:

@@ -9,6 +9,8 @@ Matroska) and :func:`read_mask_video` gives them back bit-exact.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
 import logging
 from collections.abc import Iterator
@@ -133,8 +135,8 @@ class VideoTranscoder:
 
     ``for frame in tx.frames(): tx.write(process(frame.image))``
 
-    Every yielded frame must be answered by exactly one :meth:`write` before the next. If the
-    block raises, the partial output file is removed.
+    Every yielded frame must be answered by exactly one :meth:`write`, in order; a caller may
+    read ahead. If the block raises, the partial output file is removed.
     """
 
     def __init__(self, src: Path, dst: Path, *, quality: int = 90) -> None:
@@ -148,8 +150,7 @@ class VideoTranscoder:
         self._output: OutputContainer | None = None
         self._out_video: VideoStream | None = None
         self._audio_out: dict[int, Any] = {}
-        self._pending: DecodedFrame | None = None
-        self._pending_pts: int | None = None
+        self._pending: collections.deque[tuple[DecodedFrame, int]] = collections.deque()
         self._last_pts: int | None = None
         self._tb: Fraction = Fraction(1, 1)
         self._colour: tuple[int, int, int, int] | None = None  # space, range, trc, primaries
@@ -230,11 +231,9 @@ class VideoTranscoder:
                         image = np.ascontiguousarray(np.rot90(image, self._turns))
                     time = float(frame.time) if frame.time is not None else None
                     decoded = DecodedFrame(index, time, image)
-                    self._pending = decoded
-                    self._pending_pts = self._next_pts(frame.pts, frame.time_base, index)
+                    pts = self._next_pts(frame.pts, frame.time_base, index)
+                    self._pending.append((decoded, pts))
                     yield decoded
-                    if self._pending is not None:
-                        raise RuntimeError(f"frame {index} was not written")
                     index += 1
         except av.FFmpegError as exc:
             if isinstance(exc, OSError) and exc.errno not in (None, errno.EINVAL):
@@ -260,11 +259,17 @@ class VideoTranscoder:
         packet.stream = target
         self._output.mux(packet)
 
+    @property
+    def pending(self) -> int:
+        """Frames yielded and not written yet."""
+        return len(self._pending)
+
     def write(self, image: ImageArray) -> None:
-        """Encodes the processed image of the frame last yielded."""
-        pending = self._pending
-        if pending is None:
+        """Encodes the processed image of the oldest frame yielded and not written yet (so a
+        caller may read ahead, e.g. to keep several frames in flight to a daemon)."""
+        if not self._pending:
             raise RuntimeError("write() without a frame to answer")
+        pending, pts = self._pending[0]
         if image.shape != pending.image.shape or image.dtype != np.uint8:
             raise ValueError(
                 f"processed frame must be uint8 {pending.image.shape}, got "
@@ -274,11 +279,11 @@ class VideoTranscoder:
         assert self._out_video is not None
         stored = np.ascontiguousarray(np.rot90(image, -self._turns)) if self._turns else image
         frame = self._yuv_frame(av.VideoFrame.from_ndarray(stored, format="bgr24"))
-        frame.pts = self._pending_pts
+        frame.pts = pts
         frame.time_base = self._tb
         for packet in self._out_video.encode(frame):
             self._output.mux(packet)
-        self._pending = None
+        self._pending.popleft()
 
     def _yuv_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         """BGR to the encoder's format with the input's colour matrix and range, tagged as the
@@ -307,6 +312,8 @@ class VideoTranscoder:
     def close(self) -> None:
         if self._closed:
             return
+        if self._pending:
+            raise RuntimeError(f"{len(self._pending)} frame(s) yielded but never written")
         self._closed = True
         try:
             if self._output is not None and self._out_video is not None:
@@ -327,12 +334,21 @@ class VideoTranscoder:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:
+                self._abort()
+                raise
             return
+        self._abort()
+
+    def _abort(self) -> None:
+        """Closes everything and removes the partial output."""
         try:
             self._closed = True
             if self._output is not None:
-                self._output.close()
+                with contextlib.suppress(Exception):
+                    self._output.close()
             self._input.close()
         finally:
             self.dst.unlink(missing_ok=True)
