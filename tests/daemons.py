@@ -63,20 +63,22 @@ class DaemonProcess:
     def wait_serving(self, timeout: float = 120.0) -> None:
         """Polls health over the Unix socket, recording each status seen, until SERVING."""
         deadline = time.monotonic() + timeout
-        with Client(self.socket) as client:
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.output()}")
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.output()}")
+            # A fresh channel each time: a failed connect would otherwise back off for a
+            # second or more and miss the short NOT_SERVING phase.
+            with Client(self.socket) as client:
                 try:
                     status = client.health(timeout=1.0)
                 except ObscuraError:
                     status = "UNREACHABLE"
-                if not self.statuses or self.statuses[-1] != status:
-                    self.statuses.append(status)
-                if status == "SERVING":
-                    return
-                time.sleep(0.02)
+            if not self.statuses or self.statuses[-1] != status:
+                self.statuses.append(status)
+            if status == "SERVING":
+                return
+            time.sleep(0.02)
         raise TimeoutError(f"daemon not SERVING after {timeout} s: {self.output()}")
 
     def output(self) -> str:
