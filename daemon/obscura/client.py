@@ -1,27 +1,48 @@
-"""A small synchronous client of the daemon (the CLI's ``--server`` mode uses it).
+"""Clients of the daemon: :class:`Client` (synchronous) and :class:`AsyncClient` (asyncio).
 
-``Client("unix:///run/obscura/obscura.sock")`` or ``Client("host:50051", tls_ca=..., token=...)``.
+```python
+from obscura.client import Client, Options
+
+with Client("unix:///run/obscura/obscura.sock") as client:
+    result = client.anonymize_image("street.jpg", Options(classes={"face": "blur"}))
+    open("street-anon.jpg", "wb").write(result.image)
+    print(result.metadata["detections"])
+```
+
+Several daemons: ``Client(["10.0.0.5:50051", "10.0.0.6:50051"])`` or a DNS name with several
+addresses (``Client("dns:///obscura.internal:50051")``) spreads calls with gRPC's own
+``round_robin`` balancing; unary calls are retried on UNAVAILABLE by gRPC's retry policy, and
+:meth:`Client.frames` re-sends the unanswered frames of a stream on another daemon when one goes
+away, so every frame is answered exactly once and in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import collections
+import json
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from obscura.errors import InvalidInput, ObscuraError
+from obscura.types import ImageArray, ObjectClass
 from obscura.v1 import anonymizer_pb2 as pb
 from obscura.v1 import anonymizer_pb2_grpc as pb_grpc
 
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
 
 class RemoteError(ObscuraError):
-    """The daemon answered with an error status."""
+    """The daemon answered with an error status (``code``: a grpc.StatusCode)."""
 
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(f"{code.name}: {message}")
@@ -37,10 +58,252 @@ def remote_error(exc: grpc.RpcError) -> ObscuraError:
     return RemoteError(code, message or "")
 
 
+def target_for(address: str | Sequence[str]) -> str:
+    """One gRPC target for one address or several: ``HOST:PORT`` items become an ``ipv4:`` /
+    ``ipv6:`` address list (IP literals) or stay a single DNS target."""
+    if isinstance(address, str):
+        return address
+    items = list(address)
+    if len(items) == 1:
+        return items[0]
+    if all(a.startswith("[") for a in items):
+        return "ipv6:" + ",".join(items)
+    if any(a.startswith(("unix:", "dns:", "ipv4:", "ipv6:")) for a in items):
+        raise ValueError("several addresses must be HOST:PORT items with IP addresses")
+    return "ipv4:" + ",".join(items)
+
+
+def service_config(retries: int) -> str:
+    """round_robin over every address, and retries of unary calls on UNAVAILABLE."""
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "methodConfig": [
+                {
+                    "name": [
+                        {"service": "obscura.v1.Anonymizer", "method": "Anonymize"},
+                        {"service": "obscura.v1.Anonymizer", "method": "GetInfo"},
+                    ],
+                    "retryPolicy": {
+                        "maxAttempts": max(2, retries + 1),
+                        "initialBackoff": "0.1s",
+                        "maxBackoff": "2s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Options:
+    """Request options in plain Python: ``classes`` maps class labels to methods."""
+
+    classes: Mapping[str, str] = field(
+        default_factory=lambda: {"face": "blur", "license-plate": "blur"}
+    )
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    bbox: bool = False
+    save_mask: str = "none"  # all, instance, binary, none
+    mask_scale: int = 100
+    mask_encoding: str = "celantur"  # or celantur-v26
+    output_format: str | None = None  # jpeg, png, webp, bmp, raw; None: the input's
+    quality: int = 90
+    fill_color: tuple[int, int, int] | None = None
+
+    def to_proto(self) -> pb.Options:
+        msg = pb.Options(
+            bbox=self.bbox,
+            save_mask=_enum_value(pb.SaveMask, "SAVE_MASK_", self.save_mask),
+            mask_scale=self.mask_scale,
+            mask_encoding=_enum_value(pb.MaskEncoding, "MASK_ENCODING_", self.mask_encoding),
+            quality=self.quality,
+        )
+        if self.output_format:
+            msg.output_format = _enum_value(pb.ImageFormat, "IMAGE_FORMAT_", self.output_format)
+        for label, method in self.classes.items():
+            try:
+                code = int(ObjectClass.from_label(label))
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+            item = msg.classes.add(
+                object_class=code, method=_enum_value(pb.Method, "METHOD_", method)
+            )
+            if label in self.thresholds:
+                item.threshold = self.thresholds[label]
+        if self.fill_color is not None:
+            r, g, b = self.fill_color
+            msg.fill_color.CopyFrom(pb.Color(r=r, g=g, b=b))
+        return msg
+
+
+def _enum_value(enum: Any, prefix: str, name: str) -> Any:
+    key = prefix + name.upper().replace("-", "_")
+    try:
+        return enum.Value(key)
+    except ValueError:
+        names = [n[len(prefix) :].lower().replace("_", "-") for n in enum.keys()[1:]]
+        raise InvalidInput(f"unknown value {name!r} (known: {', '.join(names)})") from None
+
+
+@dataclass
+class Result:
+    """One anonymized image or frame."""
+
+    frame_index: int
+    timestamp: float
+    image: bytes  # encoded, or raw pixels when ``raw`` is set
+    format: str  # jpeg, png, webp, bmp, raw
+    raw: pb.RawFrame | None
+    binary_mask_png: bytes
+    instance_mask_png: bytes
+    metadata: dict[str, Any]
+    timings: dict[str, float]
+
+    @property
+    def detections(self) -> list[dict[str, Any]]:
+        return list(self.metadata["detections"])
+
+    def pixels(self) -> ImageArray:
+        """The anonymized image as BGR uint8."""
+        import cv2
+
+        if self.raw is not None and self.raw.format == pb.PIXEL_FORMAT_BGR24:
+            return np.frombuffer(self.raw.data, np.uint8).reshape(
+                self.raw.height, self.raw.width, 3
+            )
+        if self.raw is not None:
+            from obscura.imageio import raw_to_bgr
+            from obscura.server.convert import PIXEL_FORMATS
+
+            r = self.raw
+            return raw_to_bgr(r.data, r.width, r.height, PIXEL_FORMATS[r.format], 1 << 62)
+        return np.asarray(cv2.imdecode(np.frombuffer(self.image, np.uint8), cv2.IMREAD_COLOR))
+
+    def binary_mask(self) -> ImageArray | None:
+        """The binary mask as a (H, W) uint8 array (0 / 255), if it was asked for."""
+        return _decode_png(self.binary_mask_png, rgb=False)
+
+    def instance_mask(self) -> ImageArray | None:
+        """The instance mask as (H, W, 3) RGB uint8, if it was asked for."""
+        return _decode_png(self.instance_mask_png, rgb=True)
+
+
+class FrameFailed(ObscuraError):
+    """A frame of a stream that the daemon could not process (the stream went on)."""
+
+    def __init__(self, frame_index: int, code: int, message: str):
+        super().__init__(f"frame {frame_index}: {message}")
+        self.frame_index = frame_index
+        self.code = code
+
+
+def _decode_png(data: bytes, *, rgb: bool) -> ImageArray | None:
+    if not data:
+        return None
+    import cv2
+
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise InvalidInput("mask is not a PNG")
+    return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB) if rgb else decoded)
+
+
+def result_from(response: pb.AnonymizeResponse) -> Result:
+    from obscura.server.convert import IMAGE_FORMATS, metadata_from_proto
+
+    which = response.WhichOneof("image")
+    t = response.timings
+    return Result(
+        frame_index=response.frame_index,
+        timestamp=response.timestamp,
+        image=response.encoded if which == "encoded" else response.raw.data,
+        format=IMAGE_FORMATS.get(response.format) or "",
+        raw=response.raw if which == "raw" else None,
+        binary_mask_png=response.binary_mask,
+        instance_mask_png=response.instance_mask,
+        metadata=metadata_from_proto(response.metadata),
+        timings={
+            "decode": t.decode,
+            "detect": t.detect,
+            "anonymize": t.anonymize,
+            "encode": t.encode,
+            "total": t.total,
+            **{f"model:{k}": v for k, v in t.models.items()},
+        },
+    )
+
+
+def request_for(
+    image: bytes | str | Path | ImageArray,
+    options: Options | pb.Options | None = None,
+    *,
+    name: str = "",
+    frame_index: int = 0,
+    timestamp: float = 0.0,
+) -> pb.AnonymizeRequest:
+    """A request for encoded bytes, a file, or a BGR array (sent raw)."""
+    request = pb.AnonymizeRequest(frame_index=frame_index, timestamp=timestamp, name=name)
+    if isinstance(image, str | Path):
+        path = Path(image)
+        request.encoded = path.read_bytes()
+        request.name = name or path.name
+    elif isinstance(image, bytes):
+        request.encoded = image
+    else:
+        array = np.ascontiguousarray(image, dtype=np.uint8)
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise InvalidInput(f"expected a BGR image (H, W, 3), got {array.shape}")
+        request.raw.CopyFrom(
+            pb.RawFrame(
+                width=array.shape[1],
+                height=array.shape[0],
+                format=pb.PIXEL_FORMAT_BGR24,
+                data=array.tobytes(),
+            )
+        )
+    if options is not None:
+        request.options.CopyFrom(options if isinstance(options, pb.Options) else options.to_proto())
+    return request
+
+
+def _channel_options(
+    retries: int, max_message_bytes: int, server_name: str | None
+) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.service_config", service_config(retries)),
+        ("grpc.enable_retries", 1),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 5000),
+    ]
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return options
+
+
+def _credentials(
+    tls_ca: Path | None, tls_cert: Path | None, tls_key: Path | None
+) -> grpc.ChannelCredentials | None:
+    if not (tls_ca or tls_cert):
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls_ca.read_bytes() if tls_ca else None,
+        private_key=tls_key.read_bytes() if tls_key else None,
+        certificate_chain=tls_cert.read_bytes() if tls_cert else None,
+    )
+
+
 class Client:
+    """Synchronous client. ``address``: ``unix:///path``, ``HOST:PORT``, ``dns:///NAME:PORT``,
+    or a list of ``HOST:PORT`` (IP addresses) to balance over."""
+
     def __init__(
         self,
-        address: str,
+        address: str | Sequence[str],
         *,
         token: str | None = None,
         tls_ca: Path | None = None,
@@ -48,30 +311,25 @@ class Client:
         tls_key: Path | None = None,
         server_name: str | None = None,
         timeout: float | None = 120.0,
+        retries: int = 3,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
     ):
-        options: list[tuple[str, Any]] = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ]
-        if server_name:
-            options.append(("grpc.ssl_target_name_override", server_name))
-        if tls_ca or tls_cert:
-            creds = grpc.ssl_channel_credentials(
-                root_certificates=tls_ca.read_bytes() if tls_ca else None,
-                private_key=tls_key.read_bytes() if tls_key else None,
-                certificate_chain=tls_cert.read_bytes() if tls_cert else None,
-            )
-            self.channel = grpc.secure_channel(address, creds, options=options)
+        self.target = target_for(address)
+        options = _channel_options(retries, max_message_bytes, server_name)
+        creds = _credentials(tls_ca, tls_cert, tls_key)
+        if creds is not None:
+            self.channel = grpc.secure_channel(self.target, creds, options=options)
         else:
-            self.channel = grpc.insecure_channel(address, options=options)
+            self.channel = grpc.insecure_channel(self.target, options=options)
         self.metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
         self.timeout = timeout
+        self.retries = retries
         self.stub = pb_grpc.AnonymizerStub(self.channel)  # type: ignore[no-untyped-call]
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 
+    # --- unary -----------------------------------------------------------------------------
     def anonymize(self, request: pb.AnonymizeRequest) -> pb.AnonymizeResponse:
         try:
             response: pb.AnonymizeResponse = self.stub.Anonymize(
@@ -81,12 +339,121 @@ class Client:
             raise remote_error(exc) from None
         return response
 
+    def anonymize_image(
+        self, image: bytes | str | Path | ImageArray, options: Options | None = None
+    ) -> Result:
+        """One image (file, encoded bytes, or BGR array) in, a :class:`Result` out."""
+        return result_from(self.anonymize(request_for(image, options or Options())))
+
+    # --- streams ---------------------------------------------------------------------------
     def stream(self, requests: Iterable[pb.AnonymizeRequest]) -> Iterator[pb.AnonymizeResponse]:
+        """One AnonymizeStream call, as it is (no retries)."""
         try:
             yield from self.stub.AnonymizeStream(iter(requests), metadata=self.metadata)
         except grpc.RpcError as exc:
             raise remote_error(exc) from None
 
+    def frames(
+        self,
+        requests: Iterable[pb.AnonymizeRequest],
+        *,
+        in_flight: int = 4,
+        raise_errors: bool = False,
+    ) -> Iterator[Result | FrameFailed]:
+        """Streams ``requests`` with at most ``in_flight`` unanswered, yields one result per
+        request in order (a :class:`FrameFailed` for a frame the daemon refused, or raises it
+        with ``raise_errors``). When the stream breaks (a daemon went away), the unanswered
+        frames are sent again on a new stream, which round_robin puts on another daemon;
+        options are re-sent with the first of them."""
+        source = iter(requests)
+        unanswered: collections.deque[pb.AnonymizeRequest] = collections.deque()
+        session_options: pb.Options | None = None
+        exhausted = False
+        failures = 0
+        while unanswered or not exhausted:
+            feed: queue.Queue[pb.AnonymizeRequest | None] = queue.Queue()
+            slots = threading.Semaphore(in_flight)
+            resend = list(unanswered)
+            if resend and session_options is not None and not resend[0].HasField("options"):
+                first = pb.AnonymizeRequest()
+                first.CopyFrom(resend[0])
+                first.options.CopyFrom(session_options)
+                resend[0] = first
+            for request in resend:
+                slots.acquire()
+                feed.put(request)
+            stop = threading.Event()
+
+            def pump(
+                feed: queue.Queue[pb.AnonymizeRequest | None] = feed,
+                slots: threading.Semaphore = slots,
+                stop: threading.Event = stop,
+            ) -> None:
+                nonlocal exhausted, session_options
+                while not stop.is_set():
+                    if not slots.acquire(timeout=0.1):
+                        continue
+                    if stop.is_set():
+                        break
+                    request = next(source, None)
+                    if request is None:
+                        exhausted = True
+                        feed.put(None)
+                        return
+                    if request.HasField("options"):
+                        session_options = request.options
+                    unanswered.append(request)
+                    feed.put(request)
+
+            if exhausted and not resend:
+                break
+            if exhausted:
+                feed.put(None)
+                pumper = None
+            else:
+                pumper = threading.Thread(target=pump, name="obscura-frames", daemon=True)
+                pumper.start()
+            try:
+                call = self.stub.AnonymizeStream(iter(feed.get, None), metadata=self.metadata)
+                for response in call:
+                    request = unanswered.popleft()
+                    slots.release()
+                    failures = 0
+                    if response.frame_index != request.frame_index:
+                        raise RemoteError(
+                            grpc.StatusCode.INTERNAL,
+                            f"answer for frame {response.frame_index}, expected "
+                            f"{request.frame_index}",
+                        )
+                    if response.HasField("error"):
+                        failed = FrameFailed(
+                            response.frame_index, response.error.code, response.error.message
+                        )
+                        if raise_errors:
+                            raise failed
+                        yield failed
+                    else:
+                        yield result_from(response)
+            except grpc.RpcError as exc:
+                if exc.code() not in RETRYABLE or failures >= self.retries:
+                    raise remote_error(exc) from None
+                failures += 1
+            else:
+                if unanswered:  # the stream ended early without an error: count it as one
+                    failures += 1
+                    if failures > self.retries:
+                        raise RemoteError(
+                            grpc.StatusCode.UNAVAILABLE,
+                            f"the stream ended with {len(unanswered)} frame(s) unanswered",
+                        )
+            finally:
+                stop.set()
+                feed.put(None)  # releases gRPC's reader of a broken call
+                if pumper is not None:
+                    slots.release()
+                    pumper.join()
+
+    # --- the rest --------------------------------------------------------------------------
     def info(self) -> pb.GetInfoResponse:
         try:
             response: pb.GetInfoResponse = self.stub.GetInfo(
@@ -122,3 +489,91 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncClient:
+    """The asyncio client: the same calls, awaited."""
+
+    def __init__(
+        self,
+        address: str | Sequence[str],
+        *,
+        token: str | None = None,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        server_name: str | None = None,
+        timeout: float | None = 120.0,
+        retries: int = 3,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE,
+    ):
+        self.target = target_for(address)
+        options = _channel_options(retries, max_message_bytes, server_name)
+        creds = _credentials(tls_ca, tls_cert, tls_key)
+        if creds is not None:
+            self.channel = grpc.aio.secure_channel(self.target, creds, options=options)
+        else:
+            self.channel = grpc.aio.insecure_channel(self.target, options=options)
+        self.metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        self.timeout = timeout
+        self.stub = pb_grpc.AnonymizerStub(self.channel)  # type: ignore[no-untyped-call]
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+    async def anonymize(self, request: pb.AnonymizeRequest) -> pb.AnonymizeResponse:
+        try:
+            response: pb.AnonymizeResponse = await self.stub.Anonymize(
+                request, timeout=self.timeout, metadata=self.metadata
+            )
+        except grpc.RpcError as exc:
+            raise remote_error(exc) from None
+        return response
+
+    async def anonymize_image(
+        self, image: bytes | str | Path | ImageArray, options: Options | None = None
+    ) -> Result:
+        return result_from(await self.anonymize(request_for(image, options or Options())))
+
+    async def stream(
+        self, requests: AsyncIterator[pb.AnonymizeRequest] | Iterable[pb.AnonymizeRequest]
+    ) -> AsyncIterator[Result | FrameFailed]:
+        """One AnonymizeStream call; results in order, FrameFailed for refused frames."""
+        call = self.stub.AnonymizeStream(requests, metadata=self.metadata)
+        try:
+            async for response in call:
+                if response.HasField("error"):
+                    yield FrameFailed(
+                        response.frame_index, response.error.code, response.error.message
+                    )
+                else:
+                    yield result_from(response)
+        except grpc.RpcError as exc:
+            raise remote_error(exc) from None
+
+    async def info(self) -> pb.GetInfoResponse:
+        try:
+            response: pb.GetInfoResponse = await self.stub.GetInfo(
+                pb.GetInfoRequest(), timeout=self.timeout, metadata=self.metadata
+            )
+        except grpc.RpcError as exc:
+            raise remote_error(exc) from None
+        return response
+
+    async def health(self, service: str = "", timeout: float = 5.0) -> str:
+        try:
+            reply = await self.health_stub.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            raise remote_error(exc) from None
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
