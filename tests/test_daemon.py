@@ -552,3 +552,36 @@ def test_cli_video_through_the_daemon_equals_in_process(
         assert all((x == y).all() for x, y in zip(ours, theirs, strict=True))
     assert len(decode_all(far / "movie.avi")) == 68
     assert probe(far / "movie.avi").has_audio
+
+
+def test_async_client(daemon: DaemonProcess, data_dir: Path) -> None:
+    import asyncio
+
+    from obscura.client import AsyncClient, FrameFailed, Options, request_for
+
+    image = data_dir / "gramps_1897_expedition.jpg"
+
+    async def scenario() -> tuple[int, list[object]]:
+        async with AsyncClient(daemon.socket, token=TOKEN) as client:
+            assert await client.health() == "SERVING"
+            result = await client.anonymize_image(
+                image, Options(classes={"face": "pixelate"}, save_mask="all")
+            )
+            mask = result.binary_mask()
+            assert mask is not None
+            assert mask.shape == result.pixels().shape[:2]
+            instance = result.instance_mask()
+            assert instance is not None
+            assert set(instance[..., 0].ravel()) <= {0, 192}
+            requests = [
+                request_for(image, frame_index=i) if i != 1 else pb.AnonymizeRequest(frame_index=1)
+                for i in range(4)
+            ]
+            got = [r async for r in client.stream(requests)]
+            return len(result.detections), got
+
+    faces, got = asyncio.run(scenario())
+    assert faces >= 4
+    assert [r.frame_index for r in got] == [0, 1, 2, 3]  # type: ignore[attr-defined]
+    assert isinstance(got[1], FrameFailed)
+    assert "holds no image" in str(got[1])

@@ -108,8 +108,9 @@ def _client(args: argparse.Namespace, address: str) -> Client:
             token = args.token_file.read_text().strip().splitlines()[0].strip()
         except (OSError, IndexError):
             raise ObscuraError(f"cannot read a token from {args.token_file}") from None
+    addresses = [a.strip() for a in address.split(",") if a.strip()]
     return Client(
-        address,
+        addresses if len(addresses) > 1 else address,
         token=token,
         tls_ca=args.tls_ca,
         tls_cert=args.tls_cert,
@@ -253,8 +254,9 @@ def _build_parser() -> argparse.ArgumentParser:
     an.add_argument(
         "--server",
         metavar="ADDR",
-        help="use the daemon at ADDR (unix:///run/obscura/obscura.sock or HOST:PORT) for "
-        "images instead of running the pipeline here",
+        help="use the daemon at ADDR (unix:///run/obscura/obscura.sock, HOST:PORT, "
+        "dns:///NAME:PORT, or several IP:PORT separated by commas, balanced round-robin) "
+        "instead of running the pipeline here",
     )
     _add_client_options(an)
     _add_runtime_options(an, classes=False)
