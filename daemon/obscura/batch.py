@@ -53,7 +53,7 @@ class InputFile:
     kind: str  # "image" or "video"
 
 
-def _kind(path: Path) -> str | None:
+def media_kind(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in IMAGE_FORMATS:
         return "image"
@@ -95,12 +95,12 @@ def collect_inputs(
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     path = here / name
-                    kind = _kind(path)
+                    kind = media_kind(path)
                     if kind is None or name.startswith("."):
                         continue
                     add(path, PurePosixPath(path.relative_to(root).as_posix()), kind)
         elif root.is_file():
-            kind = _kind(root)
+            kind = media_kind(root)
             if kind is None:
                 errors.append((str(root), "not a supported image or video file (by its suffix)"))
                 continue
@@ -269,6 +269,7 @@ class BatchRunner:
         self.options = options
         self.output_dir = output_dir
         self.client = client
+        self.last_error: BaseException | None = None  # of the last process() call
         self.images: ImageEngine
         if client is not None:
             self.images = RemoteImages(client, options)
@@ -287,28 +288,39 @@ class BatchRunner:
         progress = Progress(len(files), enabled=self.progress_enabled)
         for item in files:
             progress.show(str(item.rel), force=True)
-            start = time.perf_counter()
-            try:
-                paths = OutputPaths(self.output_dir, item.rel)
-                if item.kind == "image":
-                    self._image(item, paths, summary)
-                    summary.images += 1
-                    summary.image_seconds += time.perf_counter() - start
-                else:
-                    frames = self._video(item, paths, summary, progress)
-                    summary.videos += 1
-                    summary.frames += frames
-                    summary.video_seconds += time.perf_counter() - start
-            except (ObscuraError, OSError, ValueError) as exc:
-                progress.close()
-                self._error(summary, str(item.path), str(exc))
-            except Exception as exc:  # a bug: report it, keep going with the next file
-                progress.close()
-                log.exception("failed on %s", item.path)
-                self._error(summary, str(item.path), f"internal error ({type(exc).__name__})")
+            self.process(item, summary, progress)
             progress.advance(str(item.rel))
         progress.close()
         return summary
+
+    def process(self, item: InputFile, summary: Summary, progress: Progress | None = None) -> bool:
+        """One file; a failure is reported and counted, and False returned."""
+        progress = progress or Progress(1, enabled=False)
+        start = time.perf_counter()
+        self.last_error = None
+        try:
+            paths = OutputPaths(self.output_dir, item.rel)
+            if item.kind == "image":
+                self._image(item, paths, summary)
+                summary.images += 1
+                summary.image_seconds += time.perf_counter() - start
+            else:
+                frames = self._video(item, paths, summary, progress)
+                summary.videos += 1
+                summary.frames += frames
+                summary.video_seconds += time.perf_counter() - start
+        except (ObscuraError, OSError, ValueError) as exc:
+            progress.close()
+            self.last_error = exc
+            self._error(summary, str(item.path), str(exc))
+            return False
+        except Exception as exc:  # a bug: report it, keep going with the next file
+            progress.close()
+            self.last_error = exc
+            log.exception("failed on %s", item.path)
+            self._error(summary, str(item.path), f"internal error ({type(exc).__name__})")
+            return False
+        return True
 
     def _error(self, summary: Summary, name: str, message: str) -> None:
         summary.errors.append((name, message))

@@ -119,6 +119,74 @@ def _client(args: argparse.Namespace, address: str) -> Client:
     )
 
 
+def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
+    an.add_argument(
+        "-a",
+        "--anonymize",
+        type=_classes,
+        action="extend",
+        help="comma-separated classes to anonymize (default face,license-plate)",
+    )
+    an.add_argument(
+        "-m",
+        "--method",
+        type=_methods,
+        action="append",
+        default=[],
+        help="blur (default), pixelate, blacken or detect; or CLASS=METHOD pairs such as "
+        "face=pixelate,vehicle=detect (a class named only here is added)",
+    )
+    an.add_argument(
+        "-t",
+        "--threshold",
+        type=_class_floats,
+        action="append",
+        default=[],
+        help="CLASS=SCORE pairs, e.g. face=0.2 (defaults: face 0.3, person 0.25, "
+        "vehicle 0.3, license-plate 0.1)",
+    )
+    an.add_argument(
+        "--save-mask",
+        choices=["all", "instance", "binary", "none"],
+        default="all",
+        help="which masks to write (default all)",
+    )
+    an.add_argument(
+        "--mask-scale",
+        type=_mask_scale,
+        default=100,
+        help="masks at this percent of the image size, nearest-neighbour (1..100, default 100)",
+    )
+    an.add_argument(
+        "--mask-encoding",
+        choices=["celantur", "celantur-v26"],
+        default="celantur",
+        help="instance mask: R = class code, G = instance (celantur, default); or G = instance, "
+        "B = class bit flags (celantur-v26)",
+    )
+    an.add_argument("--bbox", action="store_true", help="hide boxes for every class")
+    an.add_argument(
+        "--enlarge",
+        type=_class_floats,
+        action="append",
+        default=[],
+        help="CLASS=FACTOR box enlargement before hiding (defaults: face 1.15, "
+        "license-plate 1.1, others 1.0)",
+    )
+    an.add_argument(
+        "--fill-color", default="0,0,0", help="blacken colour as R,G,B or #RRGGBB (default black)"
+    )
+    an.add_argument(
+        "--quality", type=_quality, default=90, help="JPEG / WebP / video quality (default 90)"
+    )
+    an.add_argument(
+        "--ins-mask-suffix",
+        default="_ins_mask",
+        help="file name suffix of instance masks (default _ins_mask; Celantur's page spells it "
+        "_ins_maks)",
+    )
+
+
 def _add_runtime_options(p: argparse.ArgumentParser, *, classes: bool = True) -> None:
     p.add_argument("--config", type=Path, help="TOML configuration file")
     p.add_argument(
@@ -185,71 +253,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     an.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
     an.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    an.add_argument(
-        "-a",
-        "--anonymize",
-        type=_classes,
-        action="extend",
-        help="comma-separated classes to anonymize (default face,license-plate)",
-    )
-    an.add_argument(
-        "-m",
-        "--method",
-        type=_methods,
-        action="append",
-        default=[],
-        help="blur (default), pixelate, blacken or detect; or CLASS=METHOD pairs such as "
-        "face=pixelate,vehicle=detect (a class named only here is added)",
-    )
-    an.add_argument(
-        "-t",
-        "--threshold",
-        type=_class_floats,
-        action="append",
-        default=[],
-        help="CLASS=SCORE pairs, e.g. face=0.2 (defaults: face 0.3, person 0.25, "
-        "vehicle 0.3, license-plate 0.1)",
-    )
-    an.add_argument(
-        "--save-mask",
-        choices=["all", "instance", "binary", "none"],
-        default="all",
-        help="which masks to write (default all)",
-    )
-    an.add_argument(
-        "--mask-scale",
-        type=_mask_scale,
-        default=100,
-        help="masks at this percent of the image size, nearest-neighbour (1..100, default 100)",
-    )
-    an.add_argument(
-        "--mask-encoding",
-        choices=["celantur", "celantur-v26"],
-        default="celantur",
-        help="instance mask: R = class code, G = instance (celantur, default); or G = instance, "
-        "B = class bit flags (celantur-v26)",
-    )
-    an.add_argument("--bbox", action="store_true", help="hide boxes for every class")
-    an.add_argument(
-        "--enlarge",
-        type=_class_floats,
-        action="append",
-        default=[],
-        help="CLASS=FACTOR box enlargement before hiding (defaults: face 1.15, "
-        "license-plate 1.1, others 1.0)",
-    )
-    an.add_argument(
-        "--fill-color", default="0,0,0", help="blacken colour as R,G,B or #RRGGBB (default black)"
-    )
-    an.add_argument(
-        "--quality", type=_quality, default=90, help="JPEG / WebP / video quality (default 90)"
-    )
-    an.add_argument(
-        "--ins-mask-suffix",
-        default="_ins_mask",
-        help="file name suffix of instance masks (default _ins_mask; Celantur's page spells it "
-        "_ins_maks)",
-    )
+    _add_anonymize_options(an)
     an.add_argument("--no-progress", action="store_true", help="no progress bar")
     an.add_argument(
         "--server",
@@ -297,6 +301,30 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--tokens-file", help="bearer tokens, one per line: clients must send one")
     sv.add_argument("--no-warmup", action="store_true", help="report SERVING without a warm-up")
     _add_runtime_options(sv, classes=False)
+
+    wa = sub.add_parser(
+        "watch",
+        help="watch folder: anonymize every file that appears in IN_DIR into OUT_DIR",
+        description=(
+            "Anonymize every image or video that appears under IN_DIR (once it has stopped "
+            "changing for --settle seconds) into OUT_DIR, mirroring the tree, then move it to "
+            "IN_DIR/.processed/ (or delete it). Files the pipeline refuses go to IN_DIR/.failed/ "
+            "with an .error.txt note; files that fail for a passing reason (the daemon away) "
+            "are tried again. Outputs are written under temporary names and renamed, inputs "
+            "moved only afterwards: after a crash or restart nothing is lost or duplicated. "
+            "SIGTERM finishes the current file and exits 0."
+        ),
+    )
+    wa.add_argument("in_dir", type=Path, metavar="IN_DIR")
+    wa.add_argument("output", type=Path, metavar="OUT_DIR")
+    wa.add_argument("--done", choices=["move", "delete"], default="move", help="processed inputs")
+    wa.add_argument("--settle", type=float, default=2.0, help="seconds unchanged (default 2)")
+    wa.add_argument("--poll", type=float, default=1.0, help="seconds between scans (default 1)")
+    wa.add_argument("--once", action="store_true", help="process what is complete now, then exit")
+    _add_anonymize_options(wa)
+    wa.add_argument("--server", metavar="ADDR", help="daemon address(es), as for anonymize")
+    _add_client_options(wa)
+    _add_runtime_options(wa, classes=False)
 
     hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
     hc.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
@@ -505,6 +533,43 @@ def _cmd_anonymize(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from obscura.batch import BatchRunner
+    from obscura.pipeline.frame import FrameProcessor
+    from obscura.watch import Watcher
+
+    options = _anonymize_options(args)
+    client = _client(args, args.server) if args.server else None
+    processor = None if client else FrameProcessor(_detector(_config(args)))
+    runner = BatchRunner(
+        processor,
+        options,
+        args.output,
+        progress=False,
+        ins_suffix=args.ins_mask_suffix,
+        client=client,
+    )
+    watcher = Watcher(runner, args.in_dir, done=args.done, settle=args.settle, poll=args.poll)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("watching %s", args.in_dir)
+    try:
+        if args.once:
+            watcher.complete_files()  # a first look; files unchanged after --settle are done
+            time.sleep(args.settle)
+            watcher.run_once()
+        else:
+            watcher.run(stop)
+    finally:
+        if client is not None:
+            client.close()
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from obscura.server.app import serve
 
@@ -589,6 +654,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_anonymize(args)
         if args.command == "serve":
             return _cmd_serve(args)
+        if args.command == "watch":
+            return _cmd_watch(args)
         if args.command == "health":
             return _cmd_health(args)
         if args.command == "info":
