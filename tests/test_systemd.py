@@ -340,20 +340,22 @@ def _verify(unit: Path) -> tuple[int, list[str], list[str]]:
         text=True,
         check=False,
         timeout=60,
+        # Units next to ours (the watch unit requires obscura.service) are found there first.
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{unit.parent}:"},
     )
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     ours = [line for line in lines if unit.name in line or str(unit) in line]
     return proc.returncode, ours, [line for line in lines if line not in ours]
 
 
-def _verifiable_copy(tmp_path: Path, extra: str = "") -> Path:
+def _verifiable_copy(tmp_path: Path, extra: str = "", source: Path = UNIT) -> Path:
     # verify fails when ExecStart's program does not exist: point it at one that does.
-    text = UNIT.read_text()
+    text = source.read_text()
     assert "ExecStart=/opt/obscura/venv/bin/obscura " in text
     true = shutil.which("true") or "/bin/true"
     text = text.replace("ExecStart=/opt/obscura/venv/bin/obscura ", f"ExecStart={true} ")
     text = text.replace("[Service]\n", "[Service]\n" + extra, 1)
-    unit = tmp_path / "obscura.service"
+    unit = tmp_path / source.name
     unit.write_text(text)
     return unit
 
@@ -367,8 +369,10 @@ def analyze() -> None:
 
 
 @pytest.mark.usefixtures("analyze")
-def test_unit_file_verifies(tmp_path: Path) -> None:
-    code, ours, others = _verify(_verifiable_copy(tmp_path))
+@pytest.mark.parametrize("name", ["obscura.service", "obscura-watch.service"])
+def test_unit_file_verifies(tmp_path: Path, name: str) -> None:
+    _verifiable_copy(tmp_path)  # obscura-watch.service requires obscura.service
+    code, ours, others = _verify(_verifiable_copy(tmp_path, source=UNIT.parent / name))
     assert code == 0, ours + others
     assert ours == [], ours
     for line in others:  # tolerated, but never a parse problem
