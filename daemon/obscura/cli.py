@@ -326,6 +326,27 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_client_options(wa)
     _add_runtime_options(wa, classes=False)
 
+    st = sub.add_parser(
+        "stream",
+        help="a live source (camera URL, device, file) through the daemon into segments",
+        description=(
+            "Read a live source (rtsp://, http://, a device such as /dev/video0, or a file) "
+            "with PyAV, anonymize its frames through the daemon, and write rolling H.264 "
+            "segments <name>-<n>.mkv with their metadata chunks and a status file each. A "
+            "dropped source is reopened with backoff; frames are never reordered; frames the "
+            "source skipped are counted. SIGTERM ends the run cleanly."
+        ),
+    )
+    st.add_argument("source", help="camera URL, device or file")
+    st.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    st.add_argument("--server", metavar="ADDR", required=True, help="daemon address(es)")
+    st.add_argument("--name", default="stream", help="segment file name prefix")
+    st.add_argument("--segment-seconds", type=float, default=60.0, help="segment length")
+    st.add_argument("--in-flight", type=int, default=4, help="frames in flight to the daemon")
+    st.add_argument("--max-frames", type=int, help="stop after this many frames")
+    _add_anonymize_options(st)
+    _add_client_options(st)
+
     hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
     hc.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
     hc.add_argument("--service", default="", help="service name (default: the whole daemon)")
@@ -570,6 +591,41 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stream(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from obscura.client import Options
+    from obscura.live import run_live, stats_text
+
+    opts = _anonymize_options(args)
+    options = Options(
+        classes={c.label: m.value for c, m in opts.methods.items()},
+        thresholds={c.label: v for c, v in opts.thresholds.items()},
+        bbox=opts.bbox,
+        save_mask="none",
+        quality=opts.quality,
+        fill_color=opts.fill_rgb,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with _client(args, args.server) as client:
+        stats = run_live(
+            client,
+            args.source,
+            args.output,
+            options,
+            name=args.name,
+            segment_seconds=args.segment_seconds,
+            in_flight=args.in_flight,
+            max_frames=args.max_frames,
+            stop=stop,
+        )
+    print(stats_text(stats))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from obscura.server.app import serve
 
@@ -656,6 +712,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_serve(args)
         if args.command == "watch":
             return _cmd_watch(args)
+        if args.command == "stream":
+            return _cmd_stream(args)
         if args.command == "health":
             return _cmd_health(args)
         if args.command == "info":
