@@ -585,3 +585,29 @@ def test_async_client(daemon: DaemonProcess, data_dir: Path) -> None:
     assert [r.frame_index for r in got] == [0, 1, 2, 3]  # type: ignore[attr-defined]
     assert isinstance(got[1], FrameFailed)
     assert "holds no image" in str(got[1])
+
+
+def test_the_client_example_runs(daemon: DaemonProcess, tmp_path: Path, data_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "client_image.py"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(example),
+            daemon.socket,
+            str(data_dir / "deface_city.jpg"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OBSCURA_TOKEN": TOKEN},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "detections" in proc.stdout
+    meta = json.loads((tmp_path / "deface_city.json").read_text())
+    assert len(meta["detections"]) >= 15
+    assert (tmp_path / "deface_city_bin_mask.png").exists()
