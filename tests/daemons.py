@@ -97,3 +97,10 @@ class DaemonProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def plain_daemon(folder: Path) -> DaemonProcess:
+    """A daemon on a Unix socket in ``folder``, defaults otherwise, no metrics port; started."""
+    return DaemonProcess(
+        folder, {"listen": [f"unix://{folder / 'obscura.sock'}"], "metrics_listen": ""}
+    ).start()

@@ -45,6 +45,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("pki")
     ca, other = Authority(folder / "ca", "obscura-test-ca"), Authority(folder / "other", "rogue")
     server, client = ca.issue("server", server=True), ca.issue("client", server=False)
+    intruder = ca.issue("intruder", server=False)  # the right CA, a name not allowed
     rogue = other.issue("rogue-client", server=False)
     return {
         "ca": ca.files.cert,
@@ -55,6 +56,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "client_key": client.key,
         "rogue_cert": rogue.cert,
         "rogue_key": rogue.key,
+        "intruder_cert": intruder.cert,
+        "intruder_key": intruder.key,
     }
 
 
@@ -309,6 +312,7 @@ def test_mutual_tls_rejects_a_certificate_from_another_ca(
             "tls_cert": str(pki["server_cert"]),
             "tls_key": str(pki["server_key"]),
             "tls_client_ca": str(pki["ca"]),
+            "tls_allowed_clients": ["client"],
             "metrics_listen": "",
             "warmup": False,
         },
@@ -330,6 +334,12 @@ def test_mutual_tls_rejects_a_certificate_from_another_ca(
         with rogue, pytest.raises(RemoteError) as exc:
             rogue.info()
         assert exc.value.code is grpc.StatusCode.UNAVAILABLE
+        intruder = Client(
+            address, tls_ca=pki["ca"], tls_cert=pki["intruder_cert"], tls_key=pki["intruder_key"]
+        )
+        with intruder, pytest.raises(RemoteError) as exc:
+            intruder.info()
+        assert exc.value.code is grpc.StatusCode.PERMISSION_DENIED
         anonymous = Client(address, tls_ca=pki["ca"], timeout=5)
         with anonymous, pytest.raises(RemoteError) as exc:
             anonymous.info()

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import pytest
 
-from daemons import DaemonProcess
+from daemons import DaemonProcess, plain_daemon
 from videos import decode_all
 
 pytestmark = pytest.mark.models
@@ -78,10 +78,7 @@ def camera(data_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    folder = tmp_path_factory.mktemp("lived")
-    d = DaemonProcess(
-        folder, {"listen": [f"unix://{folder / 'obscura.sock'}"], "metrics_listen": ""}
-    ).start()
+    d = plain_daemon(tmp_path_factory.mktemp("lived"))
     yield d
     d.terminate()
 

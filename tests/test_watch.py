@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemons import DaemonProcess
+from daemons import DaemonProcess, plain_daemon
 
 pytestmark = pytest.mark.models
 
@@ -29,10 +29,7 @@ IMAGES = [
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    folder = tmp_path_factory.mktemp("watchd")
-    d = DaemonProcess(
-        folder, {"listen": [f"unix://{folder / 'obscura.sock'}"], "metrics_listen": ""}
-    ).start()
+    d = plain_daemon(tmp_path_factory.mktemp("watchd"))
     yield d
     d.terminate()
 

@@ -33,7 +33,7 @@ from obscura.outputs import (
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
-from obscura.types import ImageArray, ObjectClass
+from obscura.types import ImageArray
 
 if TYPE_CHECKING:
     from obscura.client import Client
@@ -201,15 +201,12 @@ class LocalImages:
         image = read_image(path)
         result = self.processor.process(image, self.options, inplace=True)
         save = self.options.save_mask
-        counts: Counter[str] = Counter(
-            ObjectClass(int(c)).label for c in result.detections.class_ids
-        )
         return ImageOutputs(
             image=encode_image(result.image, fmt, self.options.quality),
             binary_mask=png_bytes(result.binary_mask()) if save.binary else None,
             instance_mask=png_bytes(result.instance_mask()) if save.instance else None,
             metadata=result.metadata(path.name, path.name, folder),
-            counts=dict(counts),
+            counts=result.counts(),
         )
 
 
@@ -421,7 +418,6 @@ class BatchRunner:
         save = self.options.save_mask
         for frame in tx.frames():
             result = self.processor.process(frame.image, self.options, inplace=True)
-            counts = Counter(ObjectClass(int(c)).label for c in result.detections.class_ids)
             time = None if frame.time is None else round(frame.time, 6)
             yield (
                 frame,
@@ -430,7 +426,7 @@ class BatchRunner:
                     binary_mask=result.binary_mask() if save.binary else None,
                     instance_mask=result.instance_mask() if save.instance else None,
                     metadata=result.metadata(frame.index, filename, folder, time=time),
-                    counts=dict(counts),
+                    counts=result.counts(),
                 ),
             )
 

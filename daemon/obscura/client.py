@@ -297,6 +297,17 @@ def _credentials(
     )
 
 
+def _open_channel(module: Any, target: str, options: list[tuple[str, Any]], creds: Any) -> Any:
+    """A channel from ``grpc`` or ``grpc.aio``, with TLS when ``creds`` are given."""
+    if creds is not None:
+        return module.secure_channel(target, creds, options=options)
+    return module.insecure_channel(target, options=options)
+
+
+def _auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 class Client:
     """Synchronous client. ``address``: ``unix:///path``, ``HOST:PORT``, ``dns:///NAME:PORT``,
     or a list of ``HOST:PORT`` (IP addresses) to balance over."""
@@ -315,15 +326,13 @@ class Client:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
     ):
         self.target = target_for(address)
-        options = _channel_options(retries, max_message_bytes, server_name)
-        creds = _credentials(tls_ca, tls_cert, tls_key)
-        if creds is not None:
-            self.channel = grpc.secure_channel(self.target, creds, options=options)
-        else:
-            self.channel = grpc.insecure_channel(self.target, options=options)
-        self.metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
+        self.channel = _open_channel(
+            grpc,
+            self.target,
+            _channel_options(retries, max_message_bytes, server_name),
+            _credentials(tls_ca, tls_cert, tls_key),
         )
+        self.metadata = _auth_metadata(token)
         self.timeout = timeout
         self.retries = retries
         self.stub = pb_grpc.AnonymizerStub(self.channel)  # type: ignore[no-untyped-call]
@@ -508,15 +517,13 @@ class AsyncClient:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
     ):
         self.target = target_for(address)
-        options = _channel_options(retries, max_message_bytes, server_name)
-        creds = _credentials(tls_ca, tls_cert, tls_key)
-        if creds is not None:
-            self.channel = grpc.aio.secure_channel(self.target, creds, options=options)
-        else:
-            self.channel = grpc.aio.insecure_channel(self.target, options=options)
-        self.metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
+        self.channel = _open_channel(
+            grpc.aio,
+            self.target,
+            _channel_options(retries, max_message_bytes, server_name),
+            _credentials(tls_ca, tls_cert, tls_key),
         )
+        self.metadata = _auth_metadata(token)
         self.timeout = timeout
         self.stub = pb_grpc.AnonymizerStub(self.channel)  # type: ignore[no-untyped-call]
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)

@@ -50,6 +50,14 @@ class FrameResult:
         """Seconds spent on inference and anonymization (no I/O)."""
         return self.timings.get("detect", 0.0) + self.timings.get("anonymize", 0.0)
 
+    def counts(self) -> dict[str, int]:
+        """Detections per class label."""
+        out: dict[str, int] = {}
+        for code in self.detections.class_ids:
+            label = ObjectClass(int(code)).label
+            out[label] = out.get(label, 0) + 1
+        return out
+
     def binary_mask(self) -> ImageArray:
         return binary_mask(self.size, self.regions, self.options.mask_scale)
 

@@ -127,15 +127,40 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
 
-def _deny(code: grpc.StatusCode, message: str) -> Any:
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, message)
+Check = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
 
-    async def stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, message)
-        yield  # pragma: no cover  (makes this an async generator)
 
-    return unary, stream
+def _guarded(handler: Any, check: Check) -> Any:
+    """``handler`` with ``check(context)`` awaited before it runs (the check may abort)."""
+    kinds = {"request_deserializer": handler.request_deserializer,
+             "response_serializer": handler.response_serializer}  # fmt: skip
+    if handler.unary_unary is not None:
+        inner_uu = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await check(context)
+            return await inner_uu(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **kinds)
+    if handler.unary_stream is not None:
+        inner_us = handler.unary_stream
+
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await check(context)
+            async for item in inner_us(request, context):
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **kinds)
+    if handler.stream_stream is not None:
+        inner_ss = handler.stream_stream
+
+        async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            await check(context)
+            async for item in inner_ss(requests, context):
+                yield item
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **kinds)
+    return handler
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -175,94 +200,28 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> Any:
         if details.method in OPEN_METHODS:
             return await continuation(details)
+        handler = await continuation(details)
+        if handler is None:
+            return None
         if not self._token_ok(details.invocation_metadata):
-            return await self._refuse(
-                continuation,
-                details,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or invalid bearer token",
-            )
-        handler = await continuation(details)
-        if handler is None or not self.allowed:
+            if self.on_denied is not None:
+                self.on_denied(_method_name(details.method), "UNAUTHENTICATED", 0.0)
+
+            async def refuse(context: grpc.aio.ServicerContext) -> None:
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token"
+                )
+
+            return _guarded(handler, refuse)
+        if not self.allowed:
             return handler
-        return self._check_peer(handler)
-
-    async def _refuse(
-        self,
-        continuation: Callable[[Any], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-        code: grpc.StatusCode,
-        message: str,
-    ) -> Any:
-        if self.on_denied is not None:
-            self.on_denied(_method_name(details.method), code.name, 0.0)
-        handler = await continuation(details)
-        unary, stream = _deny(code, message)
-        if handler is not None and handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler is not None and handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.unary_unary_rpc_method_handler(
-            unary,
-            request_deserializer=handler.request_deserializer if handler else None,
-            response_serializer=handler.response_serializer if handler else None,
-        )
-
-    def _check_peer(self, handler: Any) -> Any:
         allowed = self.allowed
 
-        def permitted(context: grpc.aio.ServicerContext) -> bool:
+        async def peer_allowed(context: grpc.aio.ServicerContext) -> None:
             names = context.auth_context().get("x509_common_name", [])
-            return any(n.decode() in allowed for n in names)
+            if not any(n.decode() in allowed for n in names):
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED, "this client certificate is not allowed"
+                )
 
-        message = "this client certificate is not allowed"
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if not permitted(context):
-                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
-                return await inner(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            inner_s = handler.stream_stream
-
-            async def stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                if not permitted(context):
-                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
-                async for item in inner_s(requests, context):
-                    yield item
-
-            return grpc.stream_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_us = handler.unary_stream
-
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if not permitted(context):
-                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
-                async for item in inner_us(request, context):
-                    yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return _guarded(handler, peer_allowed)

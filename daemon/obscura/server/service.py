@@ -23,7 +23,7 @@ from obscura.imageio import bgr_to_raw, decode_image, encode_image, raw_to_bgr
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
-from obscura.types import ImageArray, ObjectClass
+from obscura.types import ImageArray
 
 T = TypeVar("T")
 
@@ -116,10 +116,6 @@ class PipelineService:
         t3 = time.perf_counter()
         name = frame.name
         metadata = result.metadata(name, name, frame.folder)
-        counts: dict[str, int] = {}
-        for code in result.detections.class_ids:
-            label = ObjectClass(int(code)).label
-            counts[label] = counts.get(label, 0) + 1
         return FrameOutput(
             encoded=encoded,
             raw=raw_out,
@@ -134,7 +130,7 @@ class PipelineService:
                 "encode": t3 - t2,
             },
             models=dict(result.model_timings),
-            counts=counts,
+            counts=result.counts(),
         )
 
     @staticmethod
