@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLES ?= out/samples
 DEMO_OUT ?= out/demo
 
-.PHONY: setup models demo test test-fast lint format clean proto proto-check
+.PHONY: setup models demo test test-fast lint format clean proto proto-check bench
 
 setup: $(VENV)/.installed
 
@@ -52,3 +52,9 @@ format: setup
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+
+BENCH_VIDEO ?= $(firstword $(wildcard ../shared/data/public/opencv_vtest_first100.mp4) $(SAMPLES)/movie.avi)
+bench: models  ## the benchmark (table on stdout, JSON in out/bench.json); includes deface
+	$(BIN)/obscura samples fetch -o $(SAMPLES) >/dev/null
+	mkdir -p out
+	$(BIN)/obscura bench $(BENCH_VIDEO) -o out/bench.json

@@ -347,6 +347,27 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_anonymize_options(st)
     _add_client_options(st)
 
+    be = sub.add_parser(
+        "bench",
+        help="measure frames/s and latency: models-only limit, daemon, in-process, deface",
+        description=(
+            "Benchmark on a video: the models-only limit (OpenVINO async, THROUGHPUT), a real "
+            "daemon streamed over a Unix socket and TCP (JPEG and raw BGR), unary latency minus "
+            "inference, the in-process CLI, and deface 1.5.0 (installed into its own virtual "
+            "environment) against Obscura faces-only, alternating. Prints a table; -o writes JSON."
+        ),
+    )
+    be.add_argument("video", type=Path)
+    be.add_argument("--frames", type=int, default=100, help="frames per run (default 100)")
+    be.add_argument(
+        "--resolutions",
+        default="",
+        help="more sizes for the daemon runs, e.g. 640x480,1280x720,1920x1080,3840x2160",
+    )
+    be.add_argument("--no-peer", action="store_true", help="skip deface")
+    be.add_argument("--precision", default="f32", help="f32 (default), f16, bf16")
+    be.add_argument("-o", "--output", type=Path, help="JSON report")
+
     hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
     hc.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
     hc.add_argument("--service", default="", help="service name (default: the whole daemon)")
@@ -626,6 +647,28 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from obscura.bench import run_bench, write_report
+
+    sizes = []
+    for item in args.resolutions.split(","):
+        if item.strip():
+            w, _, h = item.strip().partition("x")
+            if not (w.isdigit() and h.isdigit()):
+                raise ObscuraError(f"--resolutions: {item!r} is not WIDTHxHEIGHT")
+            sizes.append((int(w), int(h)))
+    report = run_bench(
+        args.video,
+        frames=args.frames,
+        resolutions=sizes,
+        peer=not args.no_peer,
+        precision=args.precision,
+        log=lambda text: print(f"... {text}", file=sys.stderr, flush=True),
+    )
+    print(write_report(report, args.output))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from obscura.server.app import serve
 
@@ -714,6 +757,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_watch(args)
         if args.command == "stream":
             return _cmd_stream(args)
+        if args.command == "bench":
+            return _cmd_bench(args)
         if args.command == "health":
             return _cmd_health(args)
         if args.command == "info":
