@@ -7,13 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from obscura.client import Client
-from obscura.errors import ObscuraError
+from obscura.client import RemoteError, wait_serving
 
 
 def free_port() -> int:
@@ -62,24 +60,12 @@ class DaemonProcess:
 
     def wait_serving(self, timeout: float = 120.0) -> None:
         """Polls health over the Unix socket, recording each status seen, until SERVING."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.output()}")
-            # A fresh channel each time: a failed connect would otherwise back off for a
-            # second or more and miss the short NOT_SERVING phase.
-            with Client(self.socket) as client:
-                try:
-                    status = client.health(timeout=1.0)
-                except ObscuraError:
-                    status = "UNREACHABLE"
-            if not self.statuses or self.statuses[-1] != status:
-                self.statuses.append(status)
-            if status == "SERVING":
-                return
-            time.sleep(0.02)
-        raise TimeoutError(f"daemon not SERVING after {timeout} s: {self.output()}")
+        assert self.proc is not None
+        proc = self.proc
+        try:
+            self.statuses += wait_serving(self.socket, timeout, lambda: proc.poll() is None)
+        except (RemoteError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}; daemon log: {self.output()}") from None
 
     def output(self) -> str:
         return (self.folder / "daemon.log").read_text()

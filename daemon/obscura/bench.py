@@ -174,7 +174,7 @@ class DaemonRun:
 
 
 def start_daemon(workdir: Path, extra: Sequence[str] = ()) -> DaemonRun:
-    from obscura.client import Client
+    from obscura.client import wait_serving
 
     sock = workdir / "bench.sock"
     import socket as socketlib
@@ -189,18 +189,11 @@ def start_daemon(workdir: Path, extra: Sequence[str] = ()) -> DaemonRun:
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     run = DaemonRun(proc, f"unix://{sock}", f"127.0.0.1:{port}", workdir, log)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the daemon exited: {(workdir / 'daemon.log').read_text()}")
-        with Client(run.socket) as client:
-            try:
-                if client.health(timeout=1) == "SERVING":
-                    return run
-            except Exception:
-                pass
-        time.sleep(0.1)
-    raise TimeoutError("the daemon did not start")
+    try:
+        wait_serving(run.socket, 300, lambda: proc.poll() is None)
+    except Exception as exc:
+        raise RuntimeError(f"{exc}: {(workdir / 'daemon.log').read_text()}") from None
+    return run
 
 
 def stop_daemon(run: DaemonRun) -> None:

@@ -22,7 +22,8 @@ import collections
 import json
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -498,6 +499,30 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def wait_serving(
+    address: str, timeout: float, alive: Callable[[], bool] = lambda: True
+) -> list[str]:
+    """Polls health until SERVING; returns the statuses seen in order. A fresh channel each
+    time: a failed connect would otherwise back off for a second or more (and hide a short
+    NOT_SERVING phase). ``alive`` returning False (a daemon process that exited) stops it."""
+    statuses: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RemoteError(grpc.StatusCode.UNAVAILABLE, f"{address}: the daemon is gone")
+        with Client(address) as client:
+            try:
+                status = client.health(timeout=1.0)
+            except ObscuraError:
+                status = "UNREACHABLE"
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        if status == "SERVING":
+            return statuses
+        time.sleep(0.02)
+    raise TimeoutError(f"{address}: not SERVING after {timeout} s (seen: {statuses})")
 
 
 class AsyncClient:

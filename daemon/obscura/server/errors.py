@@ -72,6 +72,16 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if on_done is not None:
                 on_done(method, code.name, time.perf_counter() - start)
 
+        async def failed(exc: Exception, start: float, context: grpc.aio.ServicerContext) -> None:
+            """Re-raises an abort as it is; anything else becomes its mapped status."""
+            if isinstance(exc, grpc.aio.AbortError):
+                finish(start, context.code() or grpc.StatusCode.UNKNOWN)
+                raise exc
+            code, message = status_for(exc)
+            log_unexpected(exc, method)
+            finish(start, code)
+            await context.abort(code, message)
+
         if handler.unary_unary is not None:
             inner_uu = handler.unary_unary
 
@@ -80,13 +90,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 try:
                     response = await inner_uu(request, context)
                 except Exception as exc:
-                    if isinstance(exc, grpc.aio.AbortError):
-                        finish(start, context.code() or grpc.StatusCode.UNKNOWN)
-                        raise
-                    code, message = status_for(exc)
-                    log_unexpected(exc, method)
-                    finish(start, code)
-                    await context.abort(code, message)
+                    await failed(exc, start, context)
                 finish(start, context.code() or grpc.StatusCode.OK)
                 return response
 
@@ -106,13 +110,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     async for response in inner_ss(requests, context):
                         yield response
                 except Exception as exc:
-                    if isinstance(exc, grpc.aio.AbortError):
-                        finish(start, context.code() or grpc.StatusCode.UNKNOWN)
-                        raise
-                    code, message = status_for(exc)
-                    log_unexpected(exc, method)
-                    finish(start, code)
-                    await context.abort(code, message)
+                    await failed(exc, start, context)
                 finish(start, context.code() or grpc.StatusCode.OK)
 
             return grpc.stream_stream_rpc_method_handler(
