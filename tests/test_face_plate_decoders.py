@@ -14,6 +14,9 @@ from obscura.models.retinaface import RetinaFaceAdapter, RetinaFaceConfig, prior
 
 from fakes import FakeModel, Outputs
 
+CF = CenterFaceAdapter.image_input(CenterFaceConfig())
+RF = RetinaFaceAdapter.image_input(RetinaFaceConfig())
+
 
 def centerface_outputs(
     h: int, w: int, peaks: list[tuple[int, int, float, float, float]]
@@ -34,7 +37,7 @@ def test_centerface_decodes_box_centre_and_size_in_image_pixels() -> None:
         _, _, h, w = inputs["input"].shape
         return centerface_outputs(h, w, [(10, 20, 0.9, 40, 30), (30, 30, 0.1, 40, 40)])
 
-    model = FakeModel(produce)
+    model = FakeModel(produce, image=CF)
     adapter = CenterFaceAdapter(model, CenterFaceConfig(input_size=(320, 320), score_threshold=0.3))
     image = np.zeros((480, 640, 3), np.uint8)  # scaled by 0.5 into 320x240
     det = adapter.detect(image)
@@ -50,7 +53,8 @@ def test_centerface_suppresses_overlapping_peaks() -> None:
     def produce(inputs: Mapping[str, NDArray[np.float32]]) -> Outputs:
         return centerface_outputs(128, 128, [(10, 10, 0.9, 40, 40), (10, 11, 0.8, 40, 40)])
 
-    adapter = CenterFaceAdapter(FakeModel(produce), CenterFaceConfig(input_size=(128, 128)))
+    model = FakeModel(produce, image=CF)
+    adapter = CenterFaceAdapter(model, CenterFaceConfig(input_size=(128, 128)))
     det = adapter.detect(np.zeros((128, 128, 3), np.uint8))
     assert len(det) == 1
     assert det.scores[0] == pytest.approx(0.9)
@@ -58,7 +62,7 @@ def test_centerface_suppresses_overlapping_peaks() -> None:
 
 def test_centerface_rejects_unexpected_outputs() -> None:
     adapter = CenterFaceAdapter(
-        FakeModel(lambda _: [np.zeros((1, 3, 8, 8), np.float32)]), CenterFaceConfig()
+        FakeModel(lambda _: [np.zeros((1, 3, 8, 8), np.float32)], image=CF), CenterFaceConfig()
     )
     with pytest.raises(ValueError, match="centerface expects outputs"):
         adapter.detect(np.zeros((32, 32, 3), np.uint8))
@@ -88,7 +92,7 @@ def test_retinaface_decodes_with_variances() -> None:
         conf[0, target] = [0.05, 0.95]
         return [loc, conf, np.zeros((1, n, 10), np.float32)]
 
-    adapter = RetinaFaceAdapter(FakeModel(produce), RetinaFaceConfig(input_size=size))
+    adapter = RetinaFaceAdapter(FakeModel(produce, image=RF), RetinaFaceConfig(input_size=size))
     det = adapter.detect(np.zeros((320, 320, 3), np.uint8))
     cx0, cy0, pw, ph = table[target]
     assert (cx0, cy0, pw) == (7.5 * 16, 5.5 * 16, 128)
@@ -102,7 +106,10 @@ def test_retinaface_decodes_with_variances() -> None:
 
 def test_retinaface_prior_count_mismatch_is_explained() -> None:
     adapter = RetinaFaceAdapter(
-        FakeModel(lambda _: [np.zeros((1, 10, 4), np.float32), np.zeros((1, 10, 2), np.float32)]),
+        FakeModel(
+            lambda _: [np.zeros((1, 10, 4), np.float32), np.zeros((1, 10, 2), np.float32)],
+            image=RF,
+        ),
         RetinaFaceConfig(input_size=(64, 64)),
     )
     with pytest.raises(ValueError, match="10 predictions but 168 priors"):

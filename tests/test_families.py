@@ -13,7 +13,7 @@ import openvino.opset16 as ops
 import pytest
 from numpy.typing import NDArray
 
-from obscura.backends import BackendConfig, InferenceModel, ModelFiles
+from obscura.backends import BackendConfig, ImageInput, InferenceModel, ModelFiles
 from obscura.backends.openvino import OpenVINOBackend
 from obscura.errors import ConfigError
 from obscura.models.base import letterbox
@@ -32,7 +32,8 @@ from obscura.types import Detections, ImageArray
 from fakes import FakeModel
 
 F32 = NDArray[np.float32]
-ModelFactory = Callable[[Sequence[int], Sequence[F32]], InferenceModel]
+ModelFactory = Callable[..., InferenceModel]
+YOLO_INPUT = ImageInput(rgb=True, scale=(255.0, 255.0, 255.0))
 
 
 @pytest.fixture
@@ -40,15 +41,17 @@ def const_model(tmp_path: Path) -> ModelFactory:
     """An IR model whose outputs are the given constants plus 0 * sum(input), saved to disk
     and loaded through the OpenVINO backend."""
 
-    def build(input_shape: Sequence[int], outputs: Sequence[F32]) -> InferenceModel:
-        image = ops.parameter(list(input_shape), np.float32, name="image")
+    def build(
+        input_shape: Sequence[int], outputs: Sequence[F32], image: ImageInput | None = None
+    ) -> InferenceModel:
+        param = ops.parameter(list(input_shape), np.float32, name="image")
         axes = ops.constant(np.arange(len(input_shape), dtype=np.int64))
-        zero = ops.multiply(ops.reduce_sum(image, axes, keep_dims=False), np.float32(0.0))
+        zero = ops.multiply(ops.reduce_sum(param, axes, keep_dims=False), np.float32(0.0))
         results = [ops.add(ops.constant(np.asarray(o, np.float32)), zero) for o in outputs]
         path = tmp_path / f"const{len(list(tmp_path.iterdir()))}.xml"
-        ov.save_model(ov.Model(results, [image], "const"), str(path), compress_to_fp16=False)
+        ov.save_model(ov.Model(results, [param], "const"), str(path), compress_to_fp16=False)
         files = ModelFiles(name="const", ir_xml=path)
-        return OpenVINOBackend(BackendConfig(precision="f32")).load(files)
+        return OpenVINOBackend(BackendConfig(precision="f32")).load(files, image)
 
     return build
 
@@ -159,7 +162,7 @@ def test_yolov8_decodes_both_layouts(
 ) -> None:
     rows = yolo_candidates(YOLO_ROWS, 12)  # N = 12 > 4 + C: the layout can be inferred
     output = rows[None] if transposed else rows.T[None]
-    model = const_model([1, 3, 64, 64], [np.ascontiguousarray(output)])
+    model = const_model([1, 3, 64, 64], [np.ascontiguousarray(output)], YOLO_INPUT)
     config = YOLOv8Config(input_size=(64, 64), score_threshold=0.25, num_classes=num_classes)
     det = YOLOv8Adapter(model, config).detect(blank(128, 96))
     assert_detections(det, [YOLO_BOX_A, YOLO_BOX_A, YOLO_BOX_B], [0.9, 0.7, 0.6], [1, 2, 0])
@@ -167,7 +170,7 @@ def test_yolov8_decodes_both_layouts(
 
 def test_yolov8_threshold_filters(const_model: ModelFactory) -> None:
     output = yolo_candidates(YOLO_ROWS, 12).T[None]
-    model = const_model([1, 3, 64, 64], [np.ascontiguousarray(output)])
+    model = const_model([1, 3, 64, 64], [np.ascontiguousarray(output)], YOLO_INPUT)
     det = YOLOv8Adapter(model, YOLOv8Config(input_size=(64, 64), score_threshold=0.75)).detect(
         blank(128, 96)
     )
@@ -176,18 +179,19 @@ def test_yolov8_threshold_filters(const_model: ModelFactory) -> None:
 
 def test_yolov8_names_a_wrong_class_count(const_model: ModelFactory) -> None:
     output = yolo_candidates(YOLO_ROWS, 12).T[None]
-    model = const_model([1, 3, 64, 64], [np.ascontiguousarray(output)])
+    model = const_model([1, 3, 64, 64], [np.ascontiguousarray(output)], YOLO_INPUT)
     adapter = YOLOv8Adapter(model, YOLOv8Config(input_size=(64, 64), num_classes=80))
     with pytest.raises(ValueError, match=r"4 \+ 80 classes = 84"):
         adapter.detect(blank(128, 96))
 
 
 def test_yolov8_input_is_centred_grey_letterbox(const_model: ModelFactory) -> None:
-    model = const_model([1, 3, 64, 64], [np.zeros((1, 7, 12), np.float32)])
+    model = const_model([1, 3, 64, 64], [np.zeros((1, 7, 12), np.float32)], YOLO_INPUT)
     adapter = YOLOv8Adapter(model, YOLOv8Config(input_size=(64, 64)))
     inputs, meta = adapter.preprocess(blank(128, 96))
-    tensor = inputs[model.inputs[0].name]
     assert (meta.scale, meta.pad_x, meta.pad_y) == (0.5, 0, 8)
+    assert model.image_input is not None
+    tensor = model.image_input.to_tensor(inputs[model.inputs[0].name])
     np.testing.assert_allclose(tensor[0, :, 0, 0], 114 / 255, rtol=1e-6)
     np.testing.assert_allclose(tensor[0, :, 32, 32], 100 / 255, rtol=1e-6)
 
@@ -252,7 +256,7 @@ def test_yolov8_seg_box_masks(
     rows = yolo_candidates(SEG_ROWS, 20)
     preds = np.ascontiguousarray(rows[None] if transposed else rows.T[None])
     outputs = [seg_prototypes(), preds] if protos_first else [preds, seg_prototypes()]
-    model = const_model([1, 3, 64, 64], outputs)
+    model = const_model([1, 3, 64, 64], outputs, YOLO_INPUT)
     config = YOLOv8SegConfig(input_size=(64, 64), score_threshold=0.25, num_classes=2)
     det = YOLOv8SegAdapter(model, config).detect(blank(128, 96))
 
@@ -275,7 +279,7 @@ def test_yolov8_seg_box_masks(
 
 def test_yolov8_seg_without_detections(const_model: ModelFactory) -> None:
     preds = np.zeros((1, 8, 20), np.float32)
-    model = const_model([1, 3, 64, 64], [preds, seg_prototypes()])
+    model = const_model([1, 3, 64, 64], [preds, seg_prototypes()], YOLO_INPUT)
     det = YOLOv8SegAdapter(model, YOLOv8SegConfig(input_size=(64, 64))).detect(blank(128, 96))
     assert len(det) == 0
     assert det.masks == ()
@@ -400,3 +404,30 @@ def test_letterbox_reference() -> None:
     """The letterbox the yolov8 tests assume: 128x96 into 64x64, centred."""
     _, meta = letterbox(blank(128, 96), (64, 64), center=True, pad_value=114)
     assert (meta.scale, meta.pad_x, meta.pad_y) == (0.5, 0, 8)
+
+
+@pytest.mark.parametrize(
+    ("image", "shape"),
+    [
+        (ImageInput(rgb=True, mean=(1.0, 2.0, 3.0), scale=(2.0, 4.0, 8.0)), [1, 3, -1, -1]),
+        (ImageInput(mean=(104.0, 117.0, 123.0)), [1, 3, -1, -1]),
+        (ImageInput(rgb=True, scale=(255.0, 255.0, 255.0), channels_last=True), [-1, 6, 5, 3]),
+    ],
+)
+def test_image_input_in_graph_equals_numpy(
+    tmp_path: Path, image: ImageInput, shape: list[int]
+) -> None:
+    """OpenVINO's in-graph conversion of BGR uint8 batches equals the numpy one that ONNX
+    Runtime uses, for both layouts, so both backends feed a model the same tensor."""
+    param = ops.parameter(shape, np.float32, name="x")
+    out = ops.multiply(param, np.float32(1.0))
+    path = tmp_path / "identity.xml"
+    ov.save_model(ov.Model([out], [param], "identity"), str(path), compress_to_fp16=False)
+    model = OpenVINOBackend(BackendConfig(precision="f32")).load(
+        ModelFiles("identity", ir_xml=path), image
+    )
+    assert model.inputs[0].shape == tuple(shape)  # the file's own input, as declared
+    batch = np.random.default_rng(3).integers(0, 256, (2 if shape[0] < 0 else 1, 6, 5, 3))
+    batch = batch.astype(np.uint8)
+    (got,) = model.infer({"x": batch})
+    np.testing.assert_allclose(got, image.to_tensor(batch), rtol=1e-6, atol=1e-5)

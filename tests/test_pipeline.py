@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from obscura.backends import ModelFiles
+from obscura.backends import ImageInput, ModelFiles
 from obscura.pipeline.detect import Detector, DetectorConfig
 from obscura.types import ObjectClass
 from obscura.zoo.manifest import load_manifest
@@ -33,7 +33,8 @@ class FakeBackend:
     def __init__(self, models: Mapping[str, FakeModel]) -> None:
         self.models = models
 
-    def load(self, files: ModelFiles) -> FakeModel:
+    def load(self, files: ModelFiles, image: ImageInput | None = None) -> FakeModel:
+        assert image is None  # the ssd family feeds float tensors itself
         return self.models[files.name]
 
 

@@ -12,9 +12,9 @@ import pytest
 from numpy.typing import NDArray
 from openvino.frontend import ConversionExtension
 
-from obscura.backends import BackendConfig, ModelFiles, TensorInfo
+from obscura.backends import BackendConfig, ImageInput, ModelFiles, TensorInfo
 from obscura.errors import ConfigError
-from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
+from obscura.models.segmentation import IMAGE_INPUT, SegmentationAdapter, SegmentationConfig
 from obscura.types import ImageArray
 from obscura.zoo.tflite import TRANSPOSE_CONV_BIAS, extensions, same_padding, transpose_conv_bias
 
@@ -102,9 +102,13 @@ class RedModel:
     def device(self) -> str:
         return "CPU"
 
-    def infer(self, inputs: Mapping[str, NDArray[np.float32]]) -> list[NDArray[np.float32]]:
-        x = inputs["image"]
-        assert x.dtype == np.float32
+    @property
+    def image_input(self) -> ImageInput:
+        return IMAGE_INPUT
+
+    def infer(self, inputs: Mapping[str, NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
+        assert inputs["image"].dtype == np.uint8
+        x = IMAGE_INPUT.to_tensor(inputs["image"])  # what a backend feeds the model
         assert x.ndim == 4
         assert x.shape[3] == 3
         static = self._inputs[0].shape[0]
@@ -237,7 +241,7 @@ def test_real_model_masks_the_person(
 ) -> None:
     from obscura.backends.openvino import OpenVINOBackend
 
-    model = OpenVINOBackend(BackendConfig()).load(model_files("selfie-segmentation"))
+    model = OpenVINOBackend(BackendConfig()).load(model_files("selfie-segmentation"), IMAGE_INPUT)
     adapter = SegmentationAdapter(model)
     image = load_image("darknet_person.jpg")
     box = np.array([[190.0, 100.0, 275.0, 373.0]], np.float32)  # hand-drawn person box

@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -37,12 +38,10 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture
-def package(tmp_path: Path) -> tuple[Path, str]:
-    """A wheel-like archive holding the model, and a manifest that pins both."""
-    archives = tmp_path / "archives"
+def make_package(folder: Path, model: bytes) -> tuple[Path, str]:
+    """A wheel-like archive holding ``model``, and a manifest that pins both."""
+    archives = folder / "archives"
     archives.mkdir()
-    model = tiny_onnx()
     wheel = archives / "tinypkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("tinypkg/model.onnx", model)
@@ -61,6 +60,38 @@ archive_sha256 = "{sha(wheel.read_bytes())}"
 files = [{{ path = "tinypkg/model.onnx", sha256 = "{sha(model)}" }}]
 """
     return archives, manifest
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> tuple[Path, str]:
+    return make_package(tmp_path, tiny_onnx())
+
+
+def tiny_centerface_onnx() -> bytes:
+    """CenterFace-shaped outputs (heatmap, scale, offset at stride 4) from 1x1 convolutions of
+    the input: enough for the pipeline to run it, and for NNCF to quantize it."""
+    rng = np.random.default_rng(1)
+    nodes, inits, outputs = [], [], []
+    for name, channels in (("heat", 1), ("scale", 2), ("offset", 2)):
+        w = numpy_helper.from_array(
+            rng.normal(0, 0.01, (channels, 3, 1, 1)).astype(np.float32), f"w_{name}"
+        )
+        inits.append(w)
+        raw = f"{name}_raw" if name == "heat" else name
+        nodes.append(helper.make_node("Conv", ["x", w.name], [raw], strides=[4, 4]))
+        if name == "heat":
+            nodes.append(helper.make_node("Sigmoid", [raw], [name]))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, channels, 8, 8]))
+    graph = helper.make_graph(
+        nodes,
+        "tiny-centerface",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        outputs,
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
 
 
 def test_fetch_from_archives_converts_and_caches(tmp_path: Path, package: tuple[Path, str]) -> None:
@@ -86,7 +117,7 @@ def test_fetch_from_archives_converts_and_caches(tmp_path: Path, package: tuple[
 
     # The converted IR runs, with the dynamic shape the manifest asked for, FP16 weights.
     for runtime in ("openvino", "onnxruntime"):
-        model = create_backend(BackendConfig(runtime=runtime)).load(files)
+        model = create_backend(BackendConfig(runtime=runtime, precision="f32")).load(files)
         x = np.random.default_rng(0).random((1, 3, 5, 7), dtype=np.float32)
         [y] = model.infer({model.inputs[0].name: x})
         np.testing.assert_allclose(y[0, 0], 2 * x[0].sum(axis=0), rtol=1e-3)
@@ -254,3 +285,64 @@ files = [{{ path = "usr/share/demo/movie.avi", sha256 = "{sha(video)}" }}]
     deb.write_bytes(b"not a package")
     with pytest.raises(ModelStoreError, match="not match the pinned sha256"):
         fetch_sample(sample, tmp_path / "other", deb.parent)
+
+
+def test_int8_variant_is_made_verified_and_used(tmp_path: Path) -> None:
+    """`models quantize` on calibration images of a folder: the INT8 variant is stored with
+    its checksums, loaded for precision int8, and a corrupted one is named, never used."""
+    from obscura.quantize import quantize
+
+    archives, manifest = make_package(tmp_path, tiny_centerface_onnx())
+    store = ModelStore(tmp_path / "cache", load_manifest(manifest))
+    store.fetch(archives_dir=archives)
+    assert store.int8_status("tiny") == "missing"
+    assert store.files("tiny").ir_int8 is None
+    with pytest.raises(ModelStoreError, match=r"'tiny' has no INT8 variant.*models quantize"):
+        create_backend(BackendConfig(precision="int8")).load(store.files("tiny"))
+
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(calibration / f"frame{i}.png"), pixels)
+    [result] = quantize(store, ["tiny"], calibration=calibration)
+    assert (result.action, result.samples) == ("quantized", 3)
+    assert store.int8_status("tiny") == "ready"
+    files = store.files("tiny")
+    assert files.ir_int8 is not None
+    record = json.loads((files.ir_int8.parent / "ready.json").read_text())
+    assert record["samples"] == 3
+    assert set(record["sha256"]) == {"model.xml", "model.bin"}
+    assert 'type="FakeQuantize"' in files.ir_int8.read_text()
+    [again] = quantize(store, ["tiny"], calibration=calibration)
+    assert again.action == "cached"
+
+    # The INT8 model computes what the f32 one does, within quantization error.
+    x = rng.integers(0, 256, (1, 3, 32, 32)).astype(np.float32)
+    outputs = []
+    for precision in ("f32", "int8"):
+        model = create_backend(BackendConfig(precision=precision)).load(files)  # type: ignore[arg-type]
+        outputs.append(np.concatenate([y.reshape(-1) for y in model.infer({"x": x})]))
+    np.testing.assert_allclose(
+        outputs[1], outputs[0], rtol=0.05, atol=0.05 * np.abs(outputs[0]).max()
+    )
+
+    with (files.ir_int8.parent / "model.bin").open("r+b") as f:
+        f.write(b"\xff\xff\xff\xff")
+    assert store.int8_status("tiny") == "corrupt"
+    with pytest.raises(ModelStoreError, match=r"int8/model.bin is missing or corrupt"):
+        store.files("tiny")
+
+
+def test_quantize_refuses_an_empty_calibration_folder(
+    tmp_path: Path, package: tuple[Path, str]
+) -> None:
+    from obscura.quantize import quantize
+
+    archives, manifest = package
+    store = ModelStore(tmp_path / "cache", load_manifest(manifest))
+    store.fetch(archives_dir=archives)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelStoreError, match=r"calibration folder .*empty holds no images"):
+        quantize(store, ["tiny"], calibration=tmp_path / "empty")

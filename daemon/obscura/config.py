@@ -7,8 +7,8 @@ cache_dir = "/var/cache/obscura/models"
 [backend]
 runtime = "openvino"      # or "onnxruntime"
 device = "CPU"            # CPU, GPU (Intel iGPU), AUTO; onnxruntime: cuda or cpu
-hint = "LATENCY"          # or "THROUGHPUT"
-precision = "f32"         # f32, f16, bf16, auto
+hint = "LATENCY"          # or "THROUGHPUT" (the default of `obscura serve`)
+precision = "int8"        # int8 (the store's INT8 variants), f32, f16, bf16, auto
 
 [detector]
 face_model = "centerface"
@@ -305,10 +305,12 @@ def load_config(
     path: Path | None,
     *,
     environ: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Config:
-    """The file (if any), then ``OBSCURA_*`` environment variables, then ``overrides`` (flags)."""
-    data = read_config_data(path)
+    """``defaults`` (a command's own), then the file (if any), then ``OBSCURA_*`` environment
+    variables, then ``overrides`` (flags)."""
+    data = merge(defaults or {}, read_config_data(path))
     data = merge(data, env_overrides(os.environ if environ is None else environ))
     data = merge(data, overrides or {})
     config, errors = config_errors(data)

@@ -3,6 +3,7 @@
 from obscura.backends.base import (
     Backend,
     BackendConfig,
+    ImageInput,
     InferenceModel,
     ModelFiles,
     TensorInfo,
@@ -12,6 +13,7 @@ from obscura.backends.base import (
 __all__ = [
     "Backend",
     "BackendConfig",
+    "ImageInput",
     "InferenceModel",
     "ModelFiles",
     "TensorInfo",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from obscura.errors import ConfigError
 
 PerformanceHint = Literal["LATENCY", "THROUGHPUT"]
-Precision = Literal["f32", "f16", "bf16", "auto"]
+Precision = Literal["int8", "f32", "f16", "bf16", "auto"]
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,15 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """The files of one prepared model: OpenVINO IR and, where the source was ONNX, the ONNX."""
+    """The files of one prepared model: OpenVINO IR and, where the source was ONNX, the ONNX;
+    ``ir_int8`` is the INT8-quantized IR where the store has made one (registry models only;
+    a user's own model file is run as it is)."""
 
     name: str
     ir_xml: Path | None = None
     onnx: Path | None = None
+    ir_int8: Path | None = None
+    from_registry: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ class BackendConfig:
     runtime: Literal["openvino", "onnxruntime"] = "openvino"
     device: str = "CPU"  # OpenVINO: CPU, GPU, AUTO, ...; ONNX Runtime: cuda or cpu
     hint: PerformanceHint = "LATENCY"
-    precision: Precision = "f32"
+    # OpenVINO: int8 runs the store's INT8 variants (obscura.quantize); the others set the
+    # inference precision of the full-precision IR. ONNX Runtime runs the ONNX file as it is.
+    precision: Precision = "int8"
     num_threads: int = 0  # 0: runtime default
 
     def __post_init__(self) -> None:
@@ -53,12 +59,45 @@ class BackendConfig:
             )
         if self.hint not in ("LATENCY", "THROUGHPUT"):
             raise ConfigError(f"backend.hint must be LATENCY or THROUGHPUT, not {self.hint!r}")
-        if self.precision not in ("f32", "f16", "bf16", "auto"):
+        if self.precision not in ("int8", "f32", "f16", "bf16", "auto"):
             raise ConfigError(
-                f"backend.precision must be f32, f16, bf16 or auto, not {self.precision!r}"
+                f"backend.precision must be int8, f32, f16, bf16 or auto, not {self.precision!r}"
             )
         if self.num_threads < 0:
             raise ConfigError(f"backend.num_threads must be >= 0, not {self.num_threads}")
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """How a model's image input is made from a BGR ``uint8`` batch (N, H, W, 3).
+
+    A model loaded with one takes that batch as its input and does the rest itself: OpenVINO
+    folds the conversion into the graph (``PrePostProcessor``: no float copy of the frame in
+    Python, one fused pass in the runtime), ONNX Runtime in numpy (:meth:`to_tensor`).
+    """
+
+    rgb: bool = False  # the model wants RGB
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # in the model's channel order
+    scale: tuple[float, float, float] = (1.0, 1.0, 1.0)  # input = (pixel - mean) / scale
+    channels_last: bool = False  # the model's own input is NHWC (else NCHW)
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.scale) != 3:
+            raise ConfigError("image input mean and scale must hold 3 values")
+        if any(s <= 0 for s in self.scale):
+            raise ConfigError(f"image input scale must be positive, got {self.scale}")
+
+    def to_tensor(self, batch: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """The model's float input for a BGR ``uint8`` batch, computed in numpy."""
+        pixels = batch[..., ::-1] if self.rgb else batch
+        tensor = pixels.astype(np.float32)
+        if any(self.mean):
+            tensor -= np.asarray(self.mean, dtype=np.float32)
+        if any(s != 1.0 for s in self.scale):
+            tensor *= np.float32(1.0) / np.asarray(self.scale, dtype=np.float32)
+        if not self.channels_last:
+            tensor = tensor.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(tensor)
 
 
 class InferenceModel(Protocol):
@@ -73,24 +112,39 @@ class InferenceModel(Protocol):
     @property
     def device(self) -> str: ...
 
-    def infer(self, inputs: Mapping[str, NDArray[np.float32]]) -> list[NDArray[np.float32]]:
-        """Runs one inference; returns the outputs in the model's output order."""
+    @property
+    def image_input(self) -> ImageInput | None:
+        """Set where the model takes BGR ``uint8`` batches for its first input."""
+        ...
+
+    def infer(self, inputs: Mapping[str, NDArray[Any]]) -> list[NDArray[np.float32]]:
+        """Runs one inference; returns the outputs in the model's output order. The inputs
+        are float tensors in the model's own layout, or for the first input of a model loaded
+        with an :class:`ImageInput` a BGR ``uint8`` batch (N, H, W, 3)."""
         ...
 
 
 class LoadedModelBase:
-    """What every backend's loaded model shares: its name, inputs and device."""
+    """What every backend's loaded model shares: its name, inputs (as the model file declares
+    them, before any image-input conversion), device and image input."""
 
-    def __init__(self, name: str, inputs: Sequence[TensorInfo], device: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        inputs: Sequence[TensorInfo],
+        device: str,
+        image_input: ImageInput | None = None,
+    ) -> None:
         self.name = name
         self.inputs: Sequence[TensorInfo] = tuple(inputs)
         self.device = device
+        self.image_input = image_input
 
 
 class Backend(Protocol):
     name: str
 
-    def load(self, files: ModelFiles) -> InferenceModel: ...
+    def load(self, files: ModelFiles, image: ImageInput | None = None) -> InferenceModel: ...
 
 
 def create_backend(config: BackendConfig) -> Backend:

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from obscura.backends.base import (
     BackendConfig,
+    ImageInput,
     InferenceModel,
     LoadedModelBase,
     ModelFiles,
@@ -27,16 +28,22 @@ def _dim(d: object) -> int:
 
 
 class ONNXRuntimeModel(LoadedModelBase):
-    def __init__(self, name: str, session: Any, device: str) -> None:
+    def __init__(
+        self, name: str, session: Any, device: str, image: ImageInput | None = None
+    ) -> None:
         inputs = [
             TensorInfo(i.name, tuple(_dim(d) for d in i.shape), str(i.type))
             for i in session.get_inputs()
         ]
-        super().__init__(name, inputs, device)
+        super().__init__(name, inputs, device, image)
         self._session = session
 
-    def infer(self, inputs: Mapping[str, NDArray[np.float32]]) -> list[NDArray[np.float32]]:
-        outputs = self._session.run(None, {k: np.ascontiguousarray(v) for k, v in inputs.items()})
+    def infer(self, inputs: Mapping[str, NDArray[Any]]) -> list[NDArray[np.float32]]:
+        feed = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+        if self.image_input is not None:
+            first = self.inputs[0].name
+            feed[first] = self.image_input.to_tensor(feed[first])
+        outputs = self._session.run(None, feed)
         return [np.asarray(o) for o in outputs]
 
 
@@ -61,7 +68,7 @@ class ONNXRuntimeBackend:
                 log.warning("CUDA execution provider not available; ONNX Runtime runs on CPU")
             self._providers = ["CPUExecutionProvider"]
 
-    def load(self, files: ModelFiles) -> InferenceModel:
+    def load(self, files: ModelFiles, image: ImageInput | None = None) -> InferenceModel:
         if files.onnx is None or not files.onnx.exists():
             if files.ir_xml is not None and files.ir_xml.exists():
                 # Models whose source is not ONNX (TFLite) exist only as OpenVINO IR; OpenVINO
@@ -70,7 +77,7 @@ class ONNXRuntimeBackend:
                 from obscura.backends.openvino import OpenVINOBackend
 
                 cpu = dataclasses.replace(self._config, runtime="openvino", device="CPU")
-                return OpenVINOBackend(cpu).load(files)
+                return OpenVINOBackend(cpu).load(files, image)
             raise ModelStoreError(
                 f"model {files.name!r} has no ONNX or OpenVINO IR file; run `obscura models fetch`"
             )
@@ -83,4 +90,4 @@ class ONNXRuntimeBackend:
         )
         device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         log.info("loaded %s on ONNX Runtime %s", files.name, device)
-        return ONNXRuntimeModel(files.name, session, device)
+        return ONNXRuntimeModel(files.name, session, device, image)

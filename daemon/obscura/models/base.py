@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from obscura.backends import InferenceModel
+from obscura.backends import ImageInput, InferenceModel
 from obscura.errors import ConfigError
 from obscura.types import Detections, FloatArray, ImageArray
 
@@ -108,13 +108,6 @@ def letterbox(
     return canvas, Letterbox(scale, pad_x, pad_y, w, h, in_w, in_h)
 
 
-def to_nchw(image: ImageArray, *, rgb: bool = False) -> Tensor:
-    """HWC uint8 BGR to NCHW float32 (optionally swapping to RGB), no normalisation."""
-    if rgb:
-        image = image[..., ::-1]
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None].astype(np.float32))
-
-
 def nms(
     xyxy: FloatArray, scores: FloatArray, iou: float, max_detections: int = 0
 ) -> NDArray[np.int64]:
@@ -164,9 +157,21 @@ class ModelAdapter(ABC, Generic[ConfigT]):
         self.model = model
         self.config = config
         self.input_name = model.inputs[0].name
+        wanted = self.image_input(config)
+        if model.image_input != wanted:
+            raise ConfigError(
+                f"{model.name}: loaded with image input {model.image_input}, but the "
+                f"{self.family} adapter feeds {wanted}"
+            )
+
+    @classmethod
+    def image_input(cls, config: ConfigT) -> ImageInput | None:
+        """How the model's input is made from BGR ``uint8`` pixels, for a family that lets
+        the backend do it (load the model with it); ``None``: preprocess feeds float tensors."""
+        return None
 
     @abstractmethod
-    def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]: ...
+    def preprocess(self, image: ImageArray) -> tuple[dict[str, NDArray[Any]], Letterbox]: ...
 
     @abstractmethod
     def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections: ...

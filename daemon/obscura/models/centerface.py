@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from obscura.backends import ImageInput
 from obscura.models.base import (
     AdapterConfig,
     Letterbox,
     ModelAdapter,
     Tensor,
     letterbox,
-    to_nchw,
 )
 from obscura.models.registry import register_family
 from obscura.types import Detections, ImageArray
@@ -32,9 +32,13 @@ class CenterFaceAdapter(ModelAdapter[CenterFaceConfig]):
     family = "centerface"
     config_type = CenterFaceConfig
 
-    def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
+    @classmethod
+    def image_input(cls, config: CenterFaceConfig) -> ImageInput:
+        return ImageInput(rgb=True)
+
+    def preprocess(self, image: ImageArray) -> tuple[dict[str, ImageArray], Letterbox]:
         canvas, meta = letterbox(image, self.input_size_for(image))
-        return {self.input_name: to_nchw(canvas, rgb=True)}, meta
+        return {self.input_name: canvas[None]}, meta
 
     def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections:
         heatmap, scale, offset = _split_outputs(outputs)

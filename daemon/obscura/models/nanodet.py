@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from obscura.backends import ImageInput
 from obscura.errors import ConfigError
 from obscura.models.base import AdapterConfig, Letterbox, ModelAdapter, Tensor, letterbox
 from obscura.models.registry import register_family
@@ -55,12 +56,13 @@ class NanoDetAdapter(ModelAdapter[NanoDetConfig]):
     family = "nanodet"
     config_type = NanoDetConfig
 
-    def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
+    @classmethod
+    def image_input(cls, config: NanoDetConfig) -> ImageInput:
+        return ImageInput(mean=config.mean, scale=config.std)
+
+    def preprocess(self, image: ImageArray) -> tuple[dict[str, ImageArray], Letterbox]:
         canvas, meta = letterbox(image, self.config.input_size)
-        mean = np.asarray(self.config.mean, dtype=np.float32)
-        scale = 1.0 / np.asarray(self.config.std, dtype=np.float32)
-        norm = (canvas.astype(np.float32) - mean) * scale
-        return {self.input_name: np.ascontiguousarray(norm.transpose(2, 0, 1)[None])}, meta
+        return {self.input_name: canvas[None]}, meta
 
     def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections:
         xyxy, scores, class_ids = self.decode(outputs)

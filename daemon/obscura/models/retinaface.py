@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from obscura.backends import ImageInput
 from obscura.errors import ConfigError
 from obscura.models.base import (
     AdapterConfig,
@@ -65,10 +66,13 @@ class RetinaFaceAdapter(ModelAdapter[RetinaFaceConfig]):
     family = "retinaface"
     config_type = RetinaFaceConfig
 
-    def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
+    @classmethod
+    def image_input(cls, config: RetinaFaceConfig) -> ImageInput:
+        return ImageInput(mean=config.mean_bgr)
+
+    def preprocess(self, image: ImageArray) -> tuple[dict[str, ImageArray], Letterbox]:
         canvas, meta = letterbox(image, self.input_size_for(image, max(self.config.strides)))
-        tensor = canvas.astype(np.float32) - np.asarray(self.config.mean_bgr, dtype=np.float32)
-        return {self.input_name: np.ascontiguousarray(tensor.transpose(2, 0, 1)[None])}, meta
+        return {self.input_name: canvas[None]}, meta
 
     def postprocess(self, outputs: list[Tensor], meta: Letterbox) -> Detections:
         loc, conf = _split_outputs(outputs)

@@ -19,12 +19,14 @@ from typing import Any, Self
 import cv2
 import numpy as np
 
-from obscura.backends import InferenceModel
+from obscura.backends import ImageInput, InferenceModel
 from obscura.errors import ConfigError
 from obscura.models.base import letterbox
 from obscura.types import BoxMask, FloatArray, ImageArray
 
 _PAD_VALUE = 128  # letterbox padding: mid-grey bled less into masks than black on real photos
+# RGB in 0..1, NHWC: load the model with this (the backend converts BGR uint8 crops).
+IMAGE_INPUT = ImageInput(rgb=True, scale=(255.0, 255.0, 255.0), channels_last=True)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class SegmentationAdapter:
                 f"{model.name}: input_size {self.config.input_size} does not match the model "
                 f"input {model_w}x{model_h}"
             )
+        if model.image_input != IMAGE_INPUT:
+            raise ConfigError(f"{model.name}: load the segmentation model with {IMAGE_INPUT}")
         # A dynamic batch takes up to max_batch crops at once; a static one exactly its size.
         self._static_batch = info.shape[0] if info.shape[0] > 0 else 0
         self._batch = self._static_batch or self.config.max_batch
@@ -164,8 +168,9 @@ class SegmentationAdapter:
             masks[i] = BoxMask(box.x1, box.y1, np.ascontiguousarray(mask))
         return masks
 
-    def _prepare(self, crop: ImageArray) -> tuple[FloatArray, _Region]:
-        """BGR uint8 crop to the model's RGB 0..1 input, and the input region showing it."""
+    def _prepare(self, crop: ImageArray) -> tuple[ImageArray, _Region]:
+        """A BGR uint8 crop fitted into the model's input size, and the region showing it (the
+        backend makes the model's RGB 0..1 input from it: :data:`IMAGE_INPUT`)."""
         h, w = crop.shape[:2]
         in_w, in_h = self.config.input_size
         if self.config.keep_aspect:
@@ -176,14 +181,14 @@ class SegmentationAdapter:
             interp = cv2.INTER_AREA if w > in_w or h > in_h else cv2.INTER_LINEAR
             canvas = np.asarray(cv2.resize(crop, (in_w, in_h), interpolation=interp), np.uint8)
             shown = _Region(0, 0, in_w, in_h)
-        rgb = canvas[..., ::-1].astype(np.float32) * np.float32(1.0 / 255.0)
-        return rgb, shown
+        return np.asarray(canvas, dtype=np.uint8), shown
 
-    def _infer(self, batch: FloatArray) -> FloatArray:
-        """Runs one batch; returns (n, h, w) probability maps at the model's input size."""
+    def _infer(self, batch: ImageArray) -> FloatArray:
+        """Runs one batch of BGR crops; returns (n, h, w) probability maps at the model's
+        input size."""
         n = batch.shape[0]
         if self._static_batch and n < self._static_batch:
-            filler = np.zeros((self._static_batch - n, *batch.shape[1:]), dtype=np.float32)
+            filler = np.zeros((self._static_batch - n, *batch.shape[1:]), dtype=np.uint8)
             batch = np.concatenate([batch, filler])
         out = np.asarray(self.model.infer({self.input_name: batch})[0], dtype=np.float32)
         w, h = self.config.input_size

@@ -20,7 +20,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from obscura.backends import InferenceModel
+from obscura.backends import ImageInput, InferenceModel
 from obscura.errors import ConfigError
 from obscura.models.base import (
     AdapterConfig,
@@ -29,7 +29,6 @@ from obscura.models.base import (
     Tensor,
     batched_nms,
     letterbox,
-    to_nchw,
 )
 from obscura.models.prep import check_input_size
 from obscura.models.registry import register_family
@@ -100,11 +99,14 @@ class _YOLOv8Base(ModelAdapter[C]):
         if not config.fit_aspect:
             check_input_size(model, config.input_size, self.family)
 
-    def preprocess(self, image: ImageArray) -> tuple[dict[str, Tensor], Letterbox]:
+    @classmethod
+    def image_input(cls, config: C) -> ImageInput:
+        return ImageInput(rgb=True, scale=(255.0, 255.0, 255.0))
+
+    def preprocess(self, image: ImageArray) -> tuple[dict[str, ImageArray], Letterbox]:
         size = self.input_size_for(image)
         canvas, meta = letterbox(image, size, center=True, pad_value=PAD_VALUE)
-        tensor = to_nchw(canvas, rgb=True) * np.float32(1.0 / 255.0)
-        return {self.input_name: tensor}, meta
+        return {self.input_name: canvas[None]}, meta
 
     def _candidates(
         self, rows: Tensor, num_classes: int

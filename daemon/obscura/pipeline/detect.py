@@ -22,6 +22,7 @@ from obscura.backends import Backend
 from obscura.errors import ConfigError
 from obscura.models.base import ModelAdapter, batched_nms
 from obscura.models.registry import adapter_class
+from obscura.models.segmentation import IMAGE_INPUT as SEGMENTATION_INPUT
 from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
 from obscura.types import Detections, ImageArray, ObjectClass
 from obscura.zoo.manifest import ModelSpec
@@ -104,7 +105,8 @@ class Detector:
             spec = store.spec(cfg.segmentation_model)
             options = {**spec.options, **cfg.model_options.get(spec.name, {})}
             self.segmenter = SegmentationAdapter(
-                backend.load(store.files(spec.name)), SegmentationConfig.from_mapping(options)
+                backend.load(store.files(spec.name), SEGMENTATION_INPUT),
+                SegmentationConfig.from_mapping(options),
             )
 
     def _load(self, name: str | None, wanted: set[ObjectClass]) -> _LoadedDetector | None:
@@ -129,10 +131,9 @@ class Detector:
         if ious:
             options["nms_iou"] = min(ious)
         adapter_type = adapter_class(spec.family)
-        adapter = adapter_type(
-            self.backend.load(self.store.files(name)),
-            adapter_type.config_type.from_mapping(options),
-        )
+        config = adapter_type.config_type.from_mapping(options)
+        model = self.backend.load(self.store.files(name), adapter_type.image_input(config))
+        adapter = adapter_type(model, config)
         return _LoadedDetector(spec, adapter)
 
     @property

@@ -6,9 +6,12 @@ Layout under the cache directory (default ``$XDG_CACHE_HOME/obscura/models``)::
     <name>/<version key>/model.onnx        normalised ONNX, where the source is ONNX or TFJS
     <name>/<version key>/model.xml|.bin    OpenVINO IR with FP16 weights
     <name>/<version key>/ready.json        written last: source and output checksums
+    <name>/<version key>/int8/model.xml|.bin, ready.json
+                                           the INT8 variant (:mod:`obscura.quantize`), if made
 
 A model is ready only when ``ready.json`` exists and every file it lists matches its checksum,
-so an interrupted fetch or a corrupted cache is noticed, never half-used.
+so an interrupted fetch or a corrupted cache is noticed, never half-used. The same holds for
+the INT8 variant, with its own ``ready.json``.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from obscura.backends.base import ModelFiles
 from obscura.errors import ModelStoreError
@@ -121,7 +124,68 @@ class ModelStore:
             name,
             ir_xml=directory / record["ir"],
             onnx=directory / record["onnx"] if record.get("onnx") else None,
+            ir_int8=self._int8_xml(spec),
+            from_registry=True,
         )
+
+    # --- the INT8 variant -------------------------------------------------------------------
+    def int8_dir(self, spec: ModelSpec) -> Path:
+        return self.model_dir(spec) / "int8"
+
+    def int8_status(self, name: str) -> Status:
+        """Whether the INT8 variant of a registry model is there (``local``: not applicable)."""
+        spec = self.spec(name)
+        if spec.source is None:
+            return "local"
+        try:
+            return "ready" if self._int8_xml(spec) is not None else "missing"
+        except ModelStoreError:
+            return "corrupt"
+
+    def _int8_xml(self, spec: ModelSpec) -> Path | None:
+        directory = self.int8_dir(spec)
+        ready = directory / "ready.json"
+        if not ready.exists():
+            return None
+        try:
+            checksums: dict[str, str] = json.loads(ready.read_text())["sha256"]
+        except (ValueError, KeyError) as exc:
+            raise ModelStoreError(
+                f"model {spec.name!r}: unreadable {ready} ({exc}); "
+                "run `obscura models quantize --force`"
+            ) from None
+        for rel, expected in checksums.items():
+            path = directory / rel
+            if not path.exists() or sha256_of(path) != expected:
+                raise ModelStoreError(
+                    f"model {spec.name!r}: {path} is missing or corrupt (checksum mismatch); "
+                    f"run `obscura models quantize --force {spec.name}`"
+                )
+        return directory / "model.xml"
+
+    def save_int8(
+        self, name: str, write: Callable[[Path], None], record: Mapping[str, Any]
+    ) -> Path:
+        """Stores an INT8 variant atomically: ``write(dir)`` writes ``model.xml`` and
+        ``model.bin`` into a fresh folder, which replaces the old variant with its checksums."""
+        spec = self.spec(name)
+        if self.status(name) != "ready":
+            raise ModelStoreError(f"model {name!r} is not ready; run `obscura models fetch`")
+        target = self.int8_dir(spec)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-") as tmp_name:
+            work = Path(tmp_name) / "int8"
+            work.mkdir()
+            write(work)
+            files = ("model.xml", "model.bin")
+            missing = [f for f in files if not (work / f).exists()]
+            if missing:
+                raise ModelStoreError(f"model {name!r}: INT8 variant lacks {', '.join(missing)}")
+            full = {**record, "sha256": {f: sha256_of(work / f) for f in files}}
+            (work / "ready.json").write_text(json.dumps(full, indent=2) + "\n")
+            if target.exists():
+                shutil.rmtree(target)
+            work.rename(target)
+        return target
 
     def _verify(self, spec: ModelSpec) -> dict[str, str]:
         directory = self.model_dir(spec)
