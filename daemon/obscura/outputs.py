@@ -49,6 +49,10 @@ def json_bytes(value: Any) -> bytes:
     return (_dumps(value, 0) + "\n").encode()
 
 
+NAME_MAX = 255  # bytes in one path component on Linux file systems
+SUFFIX_ROOM = 32  # the longest suffix an output adds to its input's stem, with room to spare
+
+
 @dataclass(frozen=True)
 class OutputPaths:
     """Where the outputs of one input go; never outside ``root``."""
@@ -59,6 +63,15 @@ class OutputPaths:
     def __post_init__(self) -> None:
         if self.rel.is_absolute() or ".." in self.rel.parts or not self.rel.name:
             raise InvalidInput(f"{self.rel}: output name would leave the output folder")
+        if "\x00" in str(self.rel):
+            raise InvalidInput(f"{str(self.rel)!r}: output name holds a NUL byte")
+        # Outputs add suffixes (_bin_mask.mkv, -0-499.json) to the stem: keep room for them.
+        longest = max(len(part.encode("utf-8", "surrogateescape")) for part in self.rel.parts)
+        if longest > NAME_MAX - SUFFIX_ROOM:
+            raise InvalidInput(
+                f"{str(self.rel)[:60]!r}...: a path component of {longest} bytes is too long "
+                f"(at most {NAME_MAX - SUFFIX_ROOM})"
+            )
         root = self.root.resolve()
         if not (root / self.rel).resolve().is_relative_to(root):
             raise InvalidInput(f"{self.rel}: output name would leave the output folder")
