@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -386,3 +387,24 @@ def test_unit_file_check_catches_unknown_keys(tmp_path: Path) -> None:
     """The check above would notice a misspelt key (systemd-analyze still exits 0 for one)."""
     _, ours, _ = _verify(_verifiable_copy(tmp_path, extra="WatchdogSecs=30\n"))
     assert any("WatchdogSecs" in line for line in ours), ours  # "Unknown key 'WatchdogSecs' ..."
+
+
+@pytest.mark.usefixtures("analyze")
+@pytest.mark.parametrize(
+    ("name", "ceiling"), [("obscura.service", 2.0), ("obscura-watch.service", 1.7)]
+)
+def test_unit_file_security_exposure(name: str, ceiling: float) -> None:
+    """`systemd-analyze security` rates the sandboxing "OK" or better, no worse than measured
+    (2.0 for the daemon, which keeps /dev/dri and its network listeners; 1.7 for the watcher)."""
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT.parent / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", proc.stdout)
+    assert match, proc.stdout[-2000:] + proc.stderr
+    score, label = float(match.group(1)), match.group(2)
+    print(f"{name}: exposure {score} {label}")
+    assert label in ("OK", "SAFE", "PERFECT"), label
+    assert score <= ceiling
