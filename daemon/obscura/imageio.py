@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -57,16 +58,28 @@ def encode_image(image: ImageArray, fmt: str, quality: int = 90) -> bytes:
 def write_atomic(path: Path, data: bytes) -> None:
     """Writes ``data`` to a temporary file next to ``path`` and renames it into place, so that
     ``path`` is either absent or complete, even if the process dies or the disk fills up."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    # O_EXCL: never follow or reuse an existing name; mode 0o666 less the umask, like open().
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    write_all_atomic([(path, data)])
+
+
+def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Writes several files as one: each to a temporary name first, and only when all are
+    written are they renamed into place. A failure (a full disk) removes what was written, so
+    the outputs of one input are all there or none is."""
+    parts: list[tuple[Path, Path]] = []
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        for path, data in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+            # O_EXCL: never follow or reuse an existing name; mode 0o666 less the umask.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            parts.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        for tmp, path in parts:
+            os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in parts:
+            tmp.unlink(missing_ok=True)
         raise
 
 
