@@ -209,6 +209,8 @@ def option_messages(draw: st.DrawFn) -> pb.Options:
         quality=draw(st.integers(0, 2**32 - 1)),
         output_format=draw(st.integers(-3, 8)),
     )
+    if draw(st.booleans()):
+        msg.track_hold = draw(st.integers(0, 2**32 - 1))
     for _ in range(draw(st.integers(0, 5))):
         item = msg.classes.add(
             object_class=draw(st.sampled_from([0, 1, 64, 128, 192, 255, 256, -1])),
@@ -231,12 +233,13 @@ def test_options_are_valid_or_refused_naming_the_field(msg: pb.Options) -> None:
     else:
         text = ""
     if text:
-        assert re.search(r"options\.|threshold|enlarge|mask_scale|quality", text), text
+        assert re.search(r"options\.|threshold|enlarge|mask_scale|quality|track_hold", text), text
         return
     assert isinstance(options, AnonymizeOptions)
     assert all(0.0 <= t <= 1.0 for t in options.thresholds.values())
     assert 1 <= options.mask_scale <= 100
     assert 1 <= options.quality <= 100
+    assert 0 <= options.track_hold <= 1000
 
 
 # --- output names --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from obscura.outputs import (
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
+from obscura.pipeline.track import Tracker, TrackerConfig
 from obscura.types import ImageArray
 
 if TYPE_CHECKING:
@@ -259,6 +260,8 @@ class BatchRunner:
         ins_suffix: str = INS_SUFFIX,
         client: Client | None = None,
     ):
+        """Videos are tracked as ``options.track_hold`` says: objects the detector loses stay
+        hidden that many frames (0: every frame on its own); through a daemon, it tracks."""
         if not ins_suffix or "/" in ins_suffix or "\\" in ins_suffix or ".." in ins_suffix:
             raise InvalidInput(f"instance mask suffix {ins_suffix!r} must be a plain name part")
         self.ins_suffix = ins_suffix
@@ -417,8 +420,12 @@ class BatchRunner:
     ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
         assert self.processor is not None
         save = self.options.save_mask
+        hold = self.options.track_hold
+        tracker = Tracker(TrackerConfig(hold=hold)) if hold else None
         for frame in tx.frames():
-            result = self.processor.process(frame.image, self.options, inplace=True)
+            result = self.processor.process(
+                frame.image, self.options, inplace=True, tracker=tracker
+            )
             time = None if frame.time is None else round(frame.time, 6)
             yield (
                 frame,

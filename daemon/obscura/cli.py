@@ -122,6 +122,15 @@ def _client(args: argparse.Namespace, address: str) -> Client:
 
 def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
     an.add_argument(
+        "--track-hold",
+        type=int,
+        default=8,
+        metavar="N",
+        help="videos: follow objects across frames and keep hiding one the detector lost for up "
+        'to N frames, reported as source "track" in metadata (default 8; 0: every frame on '
+        "its own)",
+    )
+    an.add_argument(
         "-a",
         "--anonymize",
         type=_classes,
@@ -603,6 +612,7 @@ def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
         mask_scale=args.mask_scale,
         mask_encoding=MaskEncoding(args.mask_encoding),
         quality=args.quality,
+        track_hold=args.track_hold,
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from obscura.pipeline.anonymize import Region, anonymize, regions_for
 from obscura.pipeline.masks import InstanceColours, binary_mask, instance_colours, instance_mask
 from obscura.pipeline.options import AnonymizeOptions
+from obscura.pipeline.track import TrackerLike
 from obscura.types import Detections, ImageArray, ObjectClass
 
 
@@ -40,6 +41,9 @@ class FrameResult:
     options: AnonymizeOptions
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     model_timings: dict[str, float] = field(default_factory=dict)  # inference seconds per model
+    # With tracking (video): each detection's track id and source ("detector" or "track").
+    track_ids: list[int] | None = None
+    sources: list[str] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -96,6 +100,9 @@ class FrameResult:
                 "type": int(cls),
                 "color": list(self.colours.colours[i]),
             })  # fmt: skip
+            if self.track_ids is not None and self.sources is not None:
+                out[-1]["source"] = self.sources[i]
+                out[-1]["track_id"] = self.track_ids[i]
         return out
 
     def metadata(
@@ -124,17 +131,37 @@ class FrameProcessor:
         self.detector = detector
 
     def process(
-        self, image: ImageArray, options: AnonymizeOptions, *, inplace: bool = False
+        self,
+        image: ImageArray,
+        options: AnonymizeOptions,
+        *,
+        inplace: bool = False,
+        tracker: TrackerLike | None = None,
     ) -> FrameResult:
+        """One frame. With a ``tracker`` (one per video or stream, frames in order), objects
+        it still follows but the detector missed are hidden too (fail-closed)."""
         start = time.perf_counter()
         models: dict[str, float] = {}
         det = self.detector.detect(image, options.classes, options.thresholds, models)
-        detected = time.perf_counter()
         size = (int(image.shape[1]), int(image.shape[0]))
+        track_ids: list[int] | None = None
+        sources: list[str] | None = None
+        if tracker is not None:
+            tracked = tracker.update(det, size)
+            det, track_ids, sources = (
+                tracked.detections,
+                tracked.track_ids.tolist(),
+                tracked.sources,
+            )
+        detected = time.perf_counter()
         regions = regions_for(det, size, options)
         if any(r is None for r in regions):  # boxes wholly outside the frame
-            det = det[np.array([r is not None for r in regions], dtype=np.bool_)]
+            keep = [r is not None for r in regions]
+            det = det[np.array(keep, dtype=np.bool_)]
             regions = [r for r in regions if r is not None]
+            if track_ids is not None and sources is not None:
+                track_ids = [t for t, k in zip(track_ids, keep, strict=True) if k]
+                sources = [s for s, k in zip(sources, keep, strict=True) if k]
         out, changed = anonymize(image, det, regions, options, inplace=inplace)
         colours = instance_colours(det, options.mask_encoding)
         done = time.perf_counter()
@@ -147,4 +174,6 @@ class FrameProcessor:
             options=options,
             timings={"detect": detected - start, "anonymize": done - detected},
             model_timings=models,
+            track_ids=track_ids,
+            sources=sources,
         )

@@ -78,6 +78,10 @@ def parse_colour(value: str | tuple[int, int, int]) -> tuple[int, int, int]:
     return rgb
 
 
+MAX_TRACK_HOLD = 1000  # frames
+DEFAULT_TRACK_HOLD = 8  # frames (a third of a second at 25 frames/s)
+
+
 @dataclass(frozen=True)
 class AnonymizeOptions:
     """Per request (or per stream): which classes are found and how each is hidden.
@@ -97,6 +101,8 @@ class AnonymizeOptions:
     mask_scale: int = 100
     mask_encoding: MaskEncoding = MaskEncoding.CELANTUR
     quality: int = 90
+    # Video and streams: frames a lost object stays hidden (tracking); 0: every frame alone.
+    track_hold: int = DEFAULT_TRACK_HOLD
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -111,6 +117,8 @@ class AnonymizeOptions:
             raise InvalidInput(f"mask_scale must be an integer in 1..100, got {self.mask_scale}")
         if not 1 <= self.quality <= 100:
             raise InvalidInput(f"quality must be in 1..100, got {self.quality}")
+        if not 0 <= self.track_hold <= MAX_TRACK_HOLD:
+            raise InvalidInput(f"track_hold must be in 0..{MAX_TRACK_HOLD}, got {self.track_hold}")
         object.__setattr__(self, "fill_rgb", parse_colour(self.fill_rgb))
 
     @staticmethod

@@ -8,6 +8,7 @@ from typing import Any
 from obscura.errors import InvalidInput
 from obscura.pipeline.options import (
     DEFAULT_ENLARGE,
+    DEFAULT_TRACK_HOLD,
     AnonymizeOptions,
     MaskEncoding,
     Method,
@@ -96,6 +97,7 @@ def options_from_proto(msg: pb.Options) -> AnonymizeOptions:
         mask_scale=msg.mask_scale or 100,
         mask_encoding=_enum(ENCODINGS, msg.mask_encoding, "options.mask_encoding"),
         quality=msg.quality or 90,
+        track_hold=msg.track_hold if msg.HasField("track_hold") else DEFAULT_TRACK_HOLD,
     )
 
 
@@ -112,6 +114,7 @@ def options_to_proto(options: AnonymizeOptions, output_format: str | None = None
         mask_scale=options.mask_scale,
         mask_encoding=ENCODINGS_BACK[options.mask_encoding],
         quality=options.quality,
+        track_hold=options.track_hold,
         output_format=(
             IMAGE_FORMATS_BACK[output_format] if output_format else pb.IMAGE_FORMAT_UNSPECIFIED
         ),
@@ -167,6 +170,8 @@ def metadata_to_proto(meta: Mapping[str, Any]) -> pb.Metadata:
             type_label=d["type_label"],
             type=d["type"],
             color=d["color"],
+            source=d.get("source", ""),
+            track_id=d.get("track_id"),
         )
     return msg
 
@@ -190,6 +195,7 @@ def metadata_from_proto(msg: pb.Metadata) -> dict[str, Any]:
                 "type_label": d.type_label,
                 "type": d.type,
                 "color": list(d.color),
+                **({"source": d.source, "track_id": d.track_id} if d.source else {}),
             }
             for d in msg.detections
         ],

@@ -23,6 +23,7 @@ from obscura.imageio import bgr_to_raw, decode_image, encode_image, raw_to_bgr
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
+from obscura.pipeline.track import TrackerLike
 from obscura.types import ImageArray
 
 T = TypeVar("T")
@@ -89,7 +90,11 @@ class PipelineService:
         self.limits = limits
 
     def run(
-        self, frame: FrameInput, options: AnonymizeOptions, output_format: str | None = None
+        self,
+        frame: FrameInput,
+        options: AnonymizeOptions,
+        output_format: str | None = None,
+        tracker: TrackerLike | None = None,
     ) -> FrameOutput:
         t0 = time.perf_counter()
         if frame.encoded is not None:
@@ -107,7 +112,7 @@ class PipelineService:
         if fmt not in (*ENCODED_FORMATS, "raw"):
             raise InvalidInput(f"unknown output format {fmt!r}")
         t1 = time.perf_counter()
-        result = self.processor.process(image, options, inplace=True)
+        result = self.processor.process(image, options, inplace=True, tracker=tracker)
         t2 = time.perf_counter()
         encoded, raw_out = self._encode(result.image, fmt, raw_format, options.quality)
         save = options.save_mask

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -13,6 +13,7 @@ import grpc
 from obscura import __version__
 from obscura.imageio import PIXEL_FORMATS
 from obscura.pipeline.options import AnonymizeOptions, MaskEncoding, Method
+from obscura.pipeline.track import Tracker, TrackerConfig, TrackSequence
 from obscura.server.convert import (
     frame_from_proto,
     options_from_proto,
@@ -75,6 +76,18 @@ class DaemonState:
 class _Session:
     options: AnonymizeOptions
     output_format: str | None
+    track: TrackSequence | None = None
+
+    def tracking(self) -> TrackSequence | None:
+        """The stream's tracker as its options say (kept across option changes)."""
+        hold = self.options.track_hold
+        if not hold:
+            return None
+        if self.track is None:
+            self.track = TrackSequence(Tracker(TrackerConfig(hold=hold)))
+        elif self.track.tracker.config.hold != hold:
+            self.track.tracker.config = replace(self.track.tracker.config, hold=hold)
+        return self.track
 
 
 class AnonymizerServicer(pb_grpc.AnonymizerServicer):
@@ -89,6 +102,7 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         output_format: str | None,
         *,
         new_call: bool = True,
+        track: TrackSequence | None = None,
     ) -> pb.AnonymizeResponse:
         start = time.perf_counter()
         service = self.state.ready_service(new_call=new_call)
@@ -96,13 +110,18 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         state = self.state
         with state.dispatcher.admit():
             queued = time.perf_counter()
+            # Taken here, with no await since the frame's task started: frames reach this
+            # point, and the worker pool, in stream order, and so take their turns in order.
+            ticket = track.ticket() if track is not None else None
 
             def work() -> tuple[FrameOutput, float]:
                 began = time.perf_counter()
                 token = state.heartbeat.begin() if state.heartbeat is not None else None
                 try:
-                    return service.run(frame, options, output_format), began
+                    return service.run(frame, options, output_format, ticket), began
                 finally:
+                    if ticket is not None:
+                        ticket.release()
                     if state.heartbeat is not None and token is not None:
                         state.heartbeat.end(token)
 
@@ -156,7 +175,8 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
                     session.output_format = output_format_from_proto(req.options)
                 except Exception as exc:
                     error = exc
-            return self._stream_frame(req, session.options, session.output_format, error)
+            track = session.tracking() if error is None else None
+            return self._stream_frame(req, session.options, session.output_format, error, track)
 
         try:
             async for response in ordered(request_iterator, self.state.stream_depth, handle):
@@ -171,12 +191,13 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         options: AnonymizeOptions,
         output_format: str | None,
         error: BaseException | None,
+        track: TrackSequence | None,
     ) -> pb.AnonymizeResponse:
         """A frame's response; a failure becomes a per-frame error and the stream goes on."""
         try:
             if error is not None:
                 raise error
-            return await self._process(req, options, output_format, new_call=False)
+            return await self._process(req, options, output_format, new_call=False, track=track)
         except Exception as exc:
             code, message = status_for(exc)
             log_unexpected(exc, "AnonymizeStream")

@@ -118,7 +118,7 @@ class ClassOptions(_message.Message):
     def __init__(self, object_class: _Optional[_Union[ObjectClass, str]] = ..., method: _Optional[_Union[Method, str]] = ..., threshold: _Optional[float] = ..., enlarge: _Optional[float] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color")
+    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color", "track_hold")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     SAVE_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class Options(_message.Message):
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     FILL_COLOR_FIELD_NUMBER: _ClassVar[int]
+    TRACK_HOLD_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedCompositeFieldContainer[ClassOptions]
     bbox: bool
     save_mask: SaveMask
@@ -135,7 +136,8 @@ class Options(_message.Message):
     output_format: ImageFormat
     quality: int
     fill_color: Color
-    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ...) -> None: ...
+    track_hold: int
+    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ..., track_hold: _Optional[int] = ...) -> None: ...
 
 class AnonymizeRequest(_message.Message):
     __slots__ = ("encoded", "raw", "options", "frame_index", "timestamp", "name", "folder")
@@ -156,7 +158,7 @@ class AnonymizeRequest(_message.Message):
     def __init__(self, encoded: _Optional[bytes] = ..., raw: _Optional[_Union[RawFrame, _Mapping]] = ..., options: _Optional[_Union[Options, _Mapping]] = ..., frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., name: _Optional[str] = ..., folder: _Optional[str] = ...) -> None: ...
 
 class Detection(_message.Message):
-    __slots__ = ("id", "parent_image", "offset", "bbox", "score", "is_anonymized", "type_label", "type", "color")
+    __slots__ = ("id", "parent_image", "offset", "bbox", "score", "is_anonymized", "type_label", "type", "color", "source", "track_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_IMAGE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +168,8 @@ class Detection(_message.Message):
     TYPE_LABEL_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     COLOR_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     id: int
     parent_image: str
     offset: _containers.RepeatedScalarFieldContainer[int]
@@ -175,7 +179,9 @@ class Detection(_message.Message):
     type_label: str
     type: int
     color: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, id: _Optional[int] = ..., parent_image: _Optional[str] = ..., offset: _Optional[_Iterable[int]] = ..., bbox: _Optional[_Iterable[int]] = ..., score: _Optional[float] = ..., is_anonymized: _Optional[bool] = ..., type_label: _Optional[str] = ..., type: _Optional[int] = ..., color: _Optional[_Iterable[int]] = ...) -> None: ...
+    source: str
+    track_id: int
+    def __init__(self, id: _Optional[int] = ..., parent_image: _Optional[str] = ..., offset: _Optional[_Iterable[int]] = ..., bbox: _Optional[_Iterable[int]] = ..., score: _Optional[float] = ..., is_anonymized: _Optional[bool] = ..., type_label: _Optional[str] = ..., type: _Optional[int] = ..., color: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class Metadata(_message.Message):
     __slots__ = ("id", "filename", "folder", "size", "duration", "detections", "instance_ids_repeat")

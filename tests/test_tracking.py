@@ -1,0 +1,229 @@
+"""Fail-closed tracking: the tracker on its own, then a real video in which a face is blurred
+for a few frames (so that the real detector misses it) and must stay hidden in every frame."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from obscura.batch import BatchRunner
+from obscura.client import Client
+from obscura.errors import InvalidInput
+from obscura.media.video import read_mask_video
+from obscura.pipeline.detect import Detector
+from obscura.pipeline.frame import FrameProcessor
+from obscura.pipeline.options import AnonymizeOptions, SaveMask
+from obscura.pipeline.track import (
+    SOURCE_DETECTOR,
+    SOURCE_TRACK,
+    Tracker,
+    TrackerConfig,
+    greedy_match,
+    iou_matrix,
+)
+from obscura.types import Detections, ObjectClass
+
+from daemons import plain_daemon
+from videos import write_video
+
+FACE = int(ObjectClass.FACE)
+PLATE = int(ObjectClass.LICENSE_PLATE)
+
+
+def dets(*boxes: tuple[float, float, float, float, int]) -> Detections:
+    arr = np.array([b[:4] for b in boxes], np.float32).reshape(-1, 4)
+    return Detections(arr, np.full(len(boxes), 0.9, np.float32), np.array([b[4] for b in boxes]))
+
+
+def test_a_missed_object_is_carried_at_its_predicted_box() -> None:
+    tracker = Tracker(TrackerConfig(hold=3, grow=0.0))
+    out = [
+        tracker.update(dets((10 + 5 * i, 20, 40 + 5 * i, 60, FACE)), (200, 100)) for i in range(4)
+    ]
+    assert [o.track_ids.tolist() for o in out] == [[0]] * 4
+    assert all(o.sources == [SOURCE_DETECTOR] for o in out)
+    for i in range(4, 7):  # missed: carried, moving on at 5 px per frame
+        got = tracker.update(Detections(), (200, 100))
+        assert got.sources == [SOURCE_TRACK]
+        assert got.track_ids.tolist() == [0]
+        np.testing.assert_allclose(got.detections.xyxy[0], [10 + 5 * i, 20, 40 + 5 * i, 60], atol=1)
+        assert got.detections.scores[0] == pytest.approx(0.9)
+        assert got.detections.class_ids.tolist() == [FACE]
+    assert len(tracker.update(Detections(), (200, 100)).detections) == 0  # hold exceeded
+    assert len(tracker) == 0
+
+
+def test_found_again_the_track_keeps_its_id() -> None:
+    tracker = Tracker(TrackerConfig(hold=5))
+    tracker.update(dets((10, 10, 30, 30, FACE), (100, 10, 120, 30, FACE)), (200, 100))
+    tracker.update(dets((100, 10, 120, 30, FACE)), (200, 100))  # the first one missed
+    got = tracker.update(dets((11, 10, 31, 30, FACE), (101, 10, 121, 30, FACE)), (200, 100))
+    assert got.track_ids.tolist() == [0, 1]
+    assert got.sources == [SOURCE_DETECTOR, SOURCE_DETECTOR]
+    new = tracker.update(dets((150, 60, 170, 80, FACE)), (200, 100))
+    assert 2 in new.track_ids.tolist()  # a new object, a new id
+
+
+def test_classes_do_not_match_each_other() -> None:
+    tracker = Tracker(TrackerConfig(hold=2))
+    tracker.update(dets((10, 10, 50, 30, PLATE)), (200, 100))
+    got = tracker.update(dets((10, 10, 50, 30, FACE)), (200, 100))
+    assert got.track_ids.tolist()[0] == 1  # the face is a new track
+    assert got.sources == [SOURCE_DETECTOR, SOURCE_TRACK]  # the plate is carried
+
+
+def test_a_track_that_leaves_the_frame_ends() -> None:
+    tracker = Tracker(TrackerConfig(hold=10, grow=0.0))
+    for x in (150, 160, 170):
+        tracker.update(dets((x, 10, x + 30, 20, FACE)), (200, 100))
+    carried = [len(tracker.update(Detections(), (200, 100)).detections) for _ in range(3)]
+    assert carried == [1, 1, 0]  # from x = 200 on it is outside the 200 px wide frame
+
+
+def test_matching_is_greedy_by_iou_and_one_to_one() -> None:
+    a = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32)
+    b = np.array([[1, 0, 11, 10], [0, 0, 10, 10], [50, 0, 60, 10]], np.float32)
+    iou = iou_matrix(a, b)
+    assert iou.shape == (2, 3)
+    rows, cols = greedy_match(iou, 0.2)
+    assert rows.tolist() == [0]
+    assert cols.tolist() == [1]
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(InvalidInput, match="hold must be >= 0"):
+        TrackerConfig(hold=-1)
+    with pytest.raises(InvalidInput, match="iou must be in"):
+        TrackerConfig(iou=0.0)
+
+
+# --- a real video, the real detector ----------------------------------------------------------
+FRAMES = 20
+BLURRED = range(8, 11)  # the face is there but motion-blurred: the detector misses it
+GONE = 14  # from this frame on the face is gone
+HOLD = 3
+
+
+def face_video(data_dir: Path, path: Path) -> list[tuple[int, int, int, int]]:
+    """A street background with a real face crossing it; returns the face's box per frame."""
+    background = cv2.imread(str(data_dir / "darknet_dog.jpg"), cv2.IMREAD_COLOR)
+    portrait = cv2.imread(str(data_dir / "facerec_obama.jpg"), cv2.IMREAD_COLOR)
+    assert background is not None
+    assert portrait is not None
+    background = np.ascontiguousarray(background[:384, :640])
+    face = cv2.resize(portrait[60:460, 340:640], (90, 120), interpolation=cv2.INTER_AREA)
+    frames, boxes = [], []
+    for i in range(FRAMES):
+        frame = background.copy()
+        x, y = 100 + 12 * i, 120
+        if i < GONE:
+            patch = face
+            if i in BLURRED:
+                kernel = np.zeros((41, 41), np.float32)
+                kernel[20, :] = 1.0 / 41  # horizontal motion blur, 41 px
+                patch = cv2.filter2D(cv2.GaussianBlur(face, (0, 0), 6), -1, kernel)
+            frame[y : y + 120, x : x + 90] = patch
+        frames.append(frame)
+        boxes.append((x, y, x + 90, y + 120))
+    write_video(path, frames, FRAMES)
+    return boxes
+
+
+def run(
+    video: Path,
+    out: Path,
+    hold: int,
+    *,
+    detector: Detector | None = None,
+    client: Client | None = None,
+) -> list[dict[str, object]]:
+    options = AnonymizeOptions(
+        methods=AnonymizeOptions.choose_methods([ObjectClass.FACE]),
+        save_mask=SaveMask.ALL,
+        track_hold=hold,
+    )
+    processor = FrameProcessor(detector) if detector is not None else None
+    runner = BatchRunner(processor, options, out, progress=False, client=client)
+    summary = runner.run([video])
+    assert not summary.errors, summary.errors
+    frames: list[dict[str, object]] = json.loads(
+        (out / f"{video.stem}-0-{FRAMES - 1}.json").read_text()
+    )
+    assert [f["id"] for f in frames] == list(range(FRAMES))
+    return frames
+
+
+def faces(frame: dict[str, object]) -> list[dict[str, object]]:
+    return [d for d in frame["detections"] if d["type_label"] == "face"]  # type: ignore[attr-defined,index]
+
+
+@pytest.mark.models
+def test_a_face_the_detector_misses_stays_hidden(
+    detector: Detector, data_dir: Path, tmp_path: Path
+) -> None:
+    video = tmp_path / "crossing.mp4"
+    truth = face_video(data_dir, video)
+
+    plain = run(video, tmp_path / "plain", 0, detector=detector)
+    for i in range(FRAMES):
+        found = faces(plain[i])
+        if i in BLURRED or i >= GONE:
+            assert not found, f"frame {i}: the blur should defeat the detector"  # the setup
+        else:
+            assert len(found) == 1, f"frame {i}"
+            assert "source" not in found[0]
+
+    tracked = run(video, tmp_path / "tracked", HOLD, detector=detector)
+    assert_fail_closed(tracked, truth)
+
+    # The masks show the carried face like any other: the face centre is white in every
+    # frame where the face is in the picture.
+    masks = list(read_mask_video(tmp_path / "tracked" / "crossing_bin_mask.mkv"))
+    assert len(masks) == FRAMES
+    for i in range(GONE):
+        x1, y1, x2, y2 = truth[i]
+        assert masks[i][(y1 + y2) // 2, (x1 + x2) // 2] == 255, f"frame {i}"
+
+
+@pytest.mark.models
+def test_a_daemon_stream_tracks_too(data_dir: Path, tmp_path: Path) -> None:
+    """The same video through a real daemon's AnonymizeStream (several frames in flight on
+    several workers): the stream's tracker still sees the frames in order."""
+    video = tmp_path / "crossing.mp4"
+    truth = face_video(data_dir, video)
+    (tmp_path / "daemon").mkdir()
+    daemon = plain_daemon(tmp_path / "daemon")
+    try:
+        with Client(daemon.socket) as client:
+            assert_fail_closed(run(video, tmp_path / "out", HOLD, client=client), truth)
+            plain = run(video, tmp_path / "plain", 0, client=client)
+        assert all("source" not in d for f in plain for d in faces(f))
+    finally:
+        daemon.terminate()
+
+
+def assert_fail_closed(
+    tracked: list[dict[str, object]], truth: list[tuple[int, int, int, int]]
+) -> None:
+    ids = set()
+    for i in range(FRAMES):
+        found = faces(tracked[i])
+        if i >= GONE + HOLD:
+            assert not found, f"frame {i}: the track should have ended"
+            continue
+        assert len(found) == 1, f"frame {i}"
+        det = found[0]
+        expected = SOURCE_TRACK if i in BLURRED or i >= GONE else SOURCE_DETECTOR
+        assert det["source"] == expected, f"frame {i}"
+        assert det["is_anonymized"] is True
+        ids.add(det["track_id"])
+        if i < GONE:  # where the face really is, the carried box covers it
+            iou = iou_matrix(np.array([det["bbox"]], np.float32), np.array([truth[i]], np.float32))[
+                0, 0
+            ]
+            assert iou >= 0.4, (i, det["bbox"], truth[i])
+    assert len(ids) == 1, "one face, one track id across the video"
