@@ -39,6 +39,7 @@ OBSCURA_FAMILIES = {
     "obscura_inference_duration_seconds": ("histogram", {"model"}),
     "obscura_frames": ("counter", {"status"}),
     "obscura_detections": ("counter", {"class"}),
+    "obscura_frames_tracked_only": ("counter", set()),
     "obscura_inflight_frames": ("gauge", set()),
     "obscura_queue_depth": ("gauge", set()),
     "obscura_active_streams": ("gauge", set()),

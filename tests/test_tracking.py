@@ -140,11 +140,13 @@ def run(
     *,
     detector: Detector | None = None,
     client: Client | None = None,
+    every: int = 1,
 ) -> list[dict[str, object]]:
     options = AnonymizeOptions(
         methods=AnonymizeOptions.choose_methods([ObjectClass.FACE]),
         save_mask=SaveMask.ALL,
         track_hold=hold,
+        detect_every=every,
     )
     processor = FrameProcessor(detector) if detector is not None else None
     runner = BatchRunner(processor, options, out, progress=False, client=client)
@@ -227,3 +229,36 @@ def assert_fail_closed(
             ]
             assert iou >= 0.4, (i, det["bbox"], truth[i])
     assert len(ids) == 1, "one face, one track id across the video"
+
+
+def assert_detected_every(frames: list[dict[str, object]], every: int) -> None:
+    """Frames off the N-grid carry the face from the track alone, and say N."""
+    for i in range(GONE):
+        found = faces(frames[i])
+        assert len(found) == 1, f"frame {i}"
+        assert frames[i]["detect_every"] == every
+        on_grid = i % every == 0 and i not in BLURRED
+        assert found[0]["source"] == (SOURCE_DETECTOR if on_grid else SOURCE_TRACK), f"frame {i}"
+        assert found[0]["track_id"] == faces(frames[0])[0]["track_id"]
+
+
+@pytest.mark.models
+def test_detect_every_third_frame_hides_the_tracks_in_between(
+    detector: Detector, data_dir: Path, tmp_path: Path
+) -> None:
+    video = tmp_path / "crossing.mp4"
+    face_video(data_dir, video)
+    assert_detected_every(run(video, tmp_path / "local", HOLD, detector=detector, every=3), 3)
+    (tmp_path / "daemon").mkdir()
+    daemon = plain_daemon(tmp_path / "daemon")
+    try:
+        with Client(daemon.socket) as client:
+            remote = run(video, tmp_path / "remote", HOLD, client=client, every=3)
+        assert_detected_every(remote, 3)
+    finally:
+        daemon.terminate()
+
+
+def test_detect_every_needs_tracking() -> None:
+    with pytest.raises(InvalidInput, match="detect_every > 1 needs tracking"):
+        AnonymizeOptions(track_hold=0, detect_every=2)

@@ -423,17 +423,23 @@ class BatchRunner:
         hold = self.options.track_hold
         tracker = Tracker(TrackerConfig(hold=hold)) if hold else None
         for frame in tx.frames():
+            every = self.options.detect_every
             result = self.processor.process(
-                frame.image, self.options, inplace=True, tracker=tracker
+                frame.image,
+                self.options,
+                inplace=True,
+                tracker=tracker,
+                detect=frame.index % every == 0,
             )
             time = None if frame.time is None else round(frame.time, 6)
+            extra = {"detect_every": every} if every > 1 else {}
             yield (
                 frame,
                 FrameOutputs(
                     image=result.image,
                     binary_mask=result.binary_mask() if save.binary else None,
                     instance_mask=result.instance_mask() if save.instance else None,
-                    metadata=result.metadata(frame.index, filename, folder, time=time),
+                    metadata=result.metadata(frame.index, filename, folder, time=time, **extra),
                     counts=result.counts(),
                 ),
             )
@@ -515,6 +521,7 @@ class BatchRunner:
                 "size": meta["size"],
                 "duration": meta["duration"],
                 "time": time,
+                **({"detect_every": meta["detect_every"]} if "detect_every" in meta else {}),
                 "detections": meta["detections"],
             }
             if "instance_ids_repeat" in meta:

@@ -122,6 +122,14 @@ def _client(args: argparse.Namespace, address: str) -> Client:
 
 def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
     an.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="videos: run the detectors on every N-th frame only and hide the tracked objects "
+        "in between (weak devices; needs tracking; default 1: every frame)",
+    )
+    an.add_argument(
         "--track-hold",
         type=int,
         default=8,
@@ -613,6 +621,7 @@ def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
         mask_encoding=MaskEncoding(args.mask_encoding),
         quality=args.quality,
         track_hold=args.track_hold,
+        detect_every=args.detect_every,
     )
 
 

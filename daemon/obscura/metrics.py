@@ -112,6 +112,11 @@ class Metrics:
         self._detections = Counter(
             "obscura_detections", "Objects detected, by class.", ["class"], registry=r
         )
+        self._tracked_only = Counter(
+            "obscura_frames_tracked_only",
+            "Stream frames hidden from the tracks alone, detectors skipped (detect_every > 1).",
+            registry=r,
+        )
         self._inflight = Gauge(
             "obscura_inflight_frames", "Frames queued or running in the daemon.", registry=r
         )
@@ -178,6 +183,9 @@ class Metrics:
 
     def frame(self, status: str) -> None:
         self._frames.labels(status=status if status in FRAME_STATUSES else OTHER).inc()
+
+    def tracked_only(self) -> None:
+        self._tracked_only.inc()
 
     def detections(self, counts: Mapping[str, int]) -> None:
         for cls, n in counts.items():

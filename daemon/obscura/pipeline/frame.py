@@ -137,17 +137,24 @@ class FrameProcessor:
         *,
         inplace: bool = False,
         tracker: TrackerLike | None = None,
+        detect: bool = True,
     ) -> FrameResult:
         """One frame. With a ``tracker`` (one per video or stream, frames in order), objects
-        it still follows but the detector missed are hidden too (fail-closed)."""
+        it still follows but the detector missed are hidden too (fail-closed); with
+        ``detect=False`` the detectors do not run and the tracks alone are hidden."""
         start = time.perf_counter()
         models: dict[str, float] = {}
-        det = self.detector.detect(image, options.classes, options.thresholds, models)
+        if detect:
+            det = self.detector.detect(image, options.classes, options.thresholds, models)
+        elif tracker is None:
+            raise ValueError("a frame without detection needs a tracker")
+        else:
+            det = Detections()
         size = (int(image.shape[1]), int(image.shape[0]))
         track_ids: list[int] | None = None
         sources: list[str] | None = None
         if tracker is not None:
-            tracked = tracker.update(det, size)
+            tracked = tracker.update(det, size, detect)
             det, track_ids, sources = (
                 tracked.detections,
                 tracked.track_ids.tolist(),

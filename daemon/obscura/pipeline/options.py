@@ -80,6 +80,7 @@ def parse_colour(value: str | tuple[int, int, int]) -> tuple[int, int, int]:
 
 MAX_TRACK_HOLD = 1000  # frames
 DEFAULT_TRACK_HOLD = 8  # frames (a third of a second at 25 frames/s)
+MAX_DETECT_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class AnonymizeOptions:
     quality: int = 90
     # Video and streams: frames a lost object stays hidden (tracking); 0: every frame alone.
     track_hold: int = DEFAULT_TRACK_HOLD
+    # Video and streams: run the detectors on every N-th frame only and carry the tracks in
+    # between (weak devices); needs tracking.
+    detect_every: int = 1
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -119,6 +123,15 @@ class AnonymizeOptions:
             raise InvalidInput(f"quality must be in 1..100, got {self.quality}")
         if not 0 <= self.track_hold <= MAX_TRACK_HOLD:
             raise InvalidInput(f"track_hold must be in 0..{MAX_TRACK_HOLD}, got {self.track_hold}")
+        if not 1 <= self.detect_every <= MAX_DETECT_EVERY:
+            raise InvalidInput(
+                f"detect_every must be in 1..{MAX_DETECT_EVERY}, got {self.detect_every}"
+            )
+        if self.detect_every > 1 and not self.track_hold:
+            raise InvalidInput(
+                "detect_every > 1 needs tracking (track_hold > 0): frames without detection "
+                "are anonymized from the tracks"
+            )
         object.__setattr__(self, "fill_rgb", parse_colour(self.fill_rgb))
 
     @staticmethod

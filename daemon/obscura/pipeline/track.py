@@ -97,11 +97,12 @@ class Tracker:
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
-        self._boxes = np.zeros((0, 4), np.float32)  # last known (or predicted) box
-        self._velocity = np.zeros((0, 4), np.float32)  # per-frame motion of the box edges
+        self._anchor = np.zeros((0, 4), np.float32)  # the track's last detected box
+        self._elapsed = np.zeros(0, np.int32)  # frames since that detection
+        self._velocity = np.zeros((0, 4), np.float32)  # motion of the box edges per frame
         self._classes = np.zeros(0, np.int32)
         self._scores = np.zeros(0, np.float32)
-        self._missed = np.zeros(0, np.int32)
+        self._missed = np.zeros(0, np.int32)  # frames with detection that did not find it
         self._hits = np.zeros(0, np.int32)  # detections matched to the track so far
         self._ids = np.zeros(0, np.int64)
         self._next_id = 0
@@ -109,10 +110,14 @@ class Tracker:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def update(self, det: Detections, size: tuple[int, int]) -> Tracked:
-        """Associates this frame's detections (frame ``size`` = (w, h)) with the tracks."""
+    def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked:
+        """Associates this frame's detections (frame ``size`` = (w, h)) with the tracks.
+
+        ``detected=False``: the detectors did not run on this frame (detect every N frames);
+        every track is carried and the frame does not count against its hold."""
         cfg = self.config
-        predicted = self._boxes + self._velocity
+        steps = (self._elapsed + 1).astype(np.float32)[:, None]
+        predicted = self._anchor + self._velocity * steps
         n_tracks, n_det = len(self._ids), len(det)
         track_for = np.full(n_det, -1, np.int64)  # detection -> track row
         if n_tracks and n_det:
@@ -122,30 +127,35 @@ class Tracker:
             track_for[cols] = rows
         matched = track_for >= 0
         rows = track_for[matched]
-        # Matched tracks: take the detection, smooth the velocity.
+        # Matched tracks: anchor at the detection, velocity from the motion per frame.
         new_boxes = det.xyxy[matched].astype(np.float32)
-        motion = new_boxes - self._boxes[rows]
+        motion = (new_boxes - self._anchor[rows]) / steps[rows]
         a = cfg.velocity_smoothing
         first = (self._hits[rows] == 1)[:, None]  # the first motion seen: take it as it is
         self._velocity[rows] = np.where(first, motion, a * motion + (1 - a) * self._velocity[rows])
+        self._anchor[rows] = new_boxes
+        self._elapsed[rows] = 0
         self._hits[rows] += 1
-        self._boxes[rows] = new_boxes
         self._scores[rows] = det.scores[matched]
         self._missed[rows] = 0
-        # Unmatched tracks: carried at the predicted box (grown a little) while within hold.
+        # Unmatched tracks: carried at the predicted box, grown with the frames without a
+        # detection, while within hold and inside the frame.
         carried = np.ones(n_tracks, bool)
         carried[rows] = False
         carry_rows = np.nonzero(carried)[0]
-        self._missed[carry_rows] += 1
+        self._elapsed[carry_rows] += 1
+        if detected:
+            self._missed[carry_rows] += 1
         boxes = predicted[carry_rows]
-        grow = cfg.grow * (boxes[:, 2:] - boxes[:, :2]) / 2
+        grow = (cfg.grow * self._elapsed[carry_rows])[:, None] * (boxes[:, 2:] - boxes[:, :2]) / 2
         boxes = np.concatenate([boxes[:, :2] - grow, boxes[:, 2:] + grow], axis=1)
-        self._boxes[carry_rows] = boxes
         w, h = size
         inside = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < w) & (boxes[:, 1] < h)
         alive = np.ones(n_tracks, bool)
         alive[carry_rows] = (self._missed[carry_rows] <= cfg.hold) & inside
-        keep_carry = carry_rows[alive[carry_rows]]
+        kept = alive[carry_rows]
+        keep_carry = carry_rows[kept]
+        carried_boxes = boxes[kept]
         # New tracks for unmatched detections.
         fresh = np.nonzero(~matched)[0]
         fresh_ids = np.arange(self._next_id, self._next_id + len(fresh), dtype=np.int64)
@@ -155,27 +165,26 @@ class Tracker:
         track_ids[fresh] = fresh_ids
         # The frame's output: the detections as they are, then the carried tracks.
         carried_det = Detections(
-            self._boxes[keep_carry].copy(), self._scores[keep_carry].copy(),
-            self._classes[keep_carry].copy(),
-        )  # fmt: skip
+            carried_boxes, self._scores[keep_carry].copy(), self._classes[keep_carry].copy()
+        )
         out = Detections.concat([det, carried_det]) if len(keep_carry) else det
         ids = np.concatenate([track_ids, self._ids[keep_carry]])
         sources = [SOURCE_DETECTOR] * n_det + [SOURCE_TRACK] * len(keep_carry)
         # Drop the dead, append the fresh.
-        self._boxes = np.concatenate([self._boxes[alive], det.xyxy[fresh].astype(np.float32)])
-        self._velocity = np.concatenate(
-            [self._velocity[alive], np.zeros((len(fresh), 4), np.float32)]
-        )
+        n_fresh = len(fresh)
+        self._anchor = np.concatenate([self._anchor[alive], det.xyxy[fresh].astype(np.float32)])
+        self._elapsed = np.concatenate([self._elapsed[alive], np.zeros(n_fresh, np.int32)])
+        self._velocity = np.concatenate([self._velocity[alive], np.zeros((n_fresh, 4), np.float32)])
         self._classes = np.concatenate([self._classes[alive], det.class_ids[fresh]])
         self._scores = np.concatenate([self._scores[alive], det.scores[fresh]])
-        self._missed = np.concatenate([self._missed[alive], np.zeros(len(fresh), np.int32)])
-        self._hits = np.concatenate([self._hits[alive], np.ones(len(fresh), np.int32)])
+        self._missed = np.concatenate([self._missed[alive], np.zeros(n_fresh, np.int32)])
+        self._hits = np.concatenate([self._hits[alive], np.ones(n_fresh, np.int32)])
         self._ids = np.concatenate([self._ids[alive], fresh_ids])
         return Tracked(out, ids, sources)
 
 
 class TrackerLike(Protocol):
-    def update(self, det: Detections, size: tuple[int, int]) -> Tracked: ...
+    def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked: ...
 
 
 class TrackSequence:
@@ -213,10 +222,10 @@ class TrackTicket:
         self._turn = turn
         self._used = False
 
-    def update(self, det: Detections, size: tuple[int, int]) -> Tracked:
+    def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked:
         self._sequence._wait(self._turn)
         try:
-            return self._sequence.tracker.update(det, size)
+            return self._sequence.tracker.update(det, size, detected)
         finally:
             self._used = True
             self._sequence._done(self._turn)

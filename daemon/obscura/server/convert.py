@@ -98,6 +98,7 @@ def options_from_proto(msg: pb.Options) -> AnonymizeOptions:
         mask_encoding=_enum(ENCODINGS, msg.mask_encoding, "options.mask_encoding"),
         quality=msg.quality or 90,
         track_hold=msg.track_hold if msg.HasField("track_hold") else DEFAULT_TRACK_HOLD,
+        detect_every=msg.detect_every or 1,
     )
 
 
@@ -115,6 +116,7 @@ def options_to_proto(options: AnonymizeOptions, output_format: str | None = None
         mask_encoding=ENCODINGS_BACK[options.mask_encoding],
         quality=options.quality,
         track_hold=options.track_hold,
+        detect_every=options.detect_every,
         output_format=(
             IMAGE_FORMATS_BACK[output_format] if output_format else pb.IMAGE_FORMAT_UNSPECIFIED
         ),
@@ -158,6 +160,7 @@ def metadata_to_proto(meta: Mapping[str, Any]) -> pb.Metadata:
         size=list(meta["size"]),
         duration=float(meta["duration"]),
         instance_ids_repeat=list(meta.get("instance_ids_repeat", [])),
+        detect_every=int(meta.get("detect_every", 0)),
     )
     for d in meta["detections"]:
         msg.detections.add(
@@ -202,6 +205,8 @@ def metadata_from_proto(msg: pb.Metadata) -> dict[str, Any]:
     }
     if msg.instance_ids_repeat:
         out["instance_ids_repeat"] = list(msg.instance_ids_repeat)
+    if msg.detect_every:
+        out["detect_every"] = msg.detect_every
     return out
 
 

@@ -95,6 +95,7 @@ class PipelineService:
         options: AnonymizeOptions,
         output_format: str | None = None,
         tracker: TrackerLike | None = None,
+        detect: bool = True,
     ) -> FrameOutput:
         t0 = time.perf_counter()
         if frame.encoded is not None:
@@ -112,7 +113,9 @@ class PipelineService:
         if fmt not in (*ENCODED_FORMATS, "raw"):
             raise InvalidInput(f"unknown output format {fmt!r}")
         t1 = time.perf_counter()
-        result = self.processor.process(image, options, inplace=True, tracker=tracker)
+        result = self.processor.process(
+            image, options, inplace=True, tracker=tracker, detect=detect
+        )
         t2 = time.perf_counter()
         encoded, raw_out = self._encode(result.image, fmt, raw_format, options.quality)
         save = options.save_mask
@@ -120,7 +123,9 @@ class PipelineService:
         instance = png_bytes(result.instance_mask()) if save.instance else None
         t3 = time.perf_counter()
         name = frame.name
-        metadata = result.metadata(name, name, frame.folder)
+        every = options.detect_every if tracker is not None else 1
+        extra = {"detect_every": every} if every > 1 else {}
+        metadata = result.metadata(name, name, frame.folder, **extra)
         return FrameOutput(
             encoded=encoded,
             raw=raw_out,

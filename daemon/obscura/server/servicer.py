@@ -77,6 +77,7 @@ class _Session:
     options: AnonymizeOptions
     output_format: str | None
     track: TrackSequence | None = None
+    frames: int = 0  # frames of the stream so far (for detect_every)
 
     def tracking(self) -> TrackSequence | None:
         """The stream's tracker as its options say (kept across option changes)."""
@@ -103,6 +104,7 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         *,
         new_call: bool = True,
         track: TrackSequence | None = None,
+        detect: bool = True,
     ) -> pb.AnonymizeResponse:
         start = time.perf_counter()
         service = self.state.ready_service(new_call=new_call)
@@ -118,7 +120,7 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
                 began = time.perf_counter()
                 token = state.heartbeat.begin() if state.heartbeat is not None else None
                 try:
-                    return service.run(frame, options, output_format, ticket), began
+                    return service.run(frame, options, output_format, ticket, detect), began
                 finally:
                     if ticket is not None:
                         ticket.release()
@@ -136,6 +138,8 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
                 metrics.inference(model, seconds)
             metrics.detections(out.counts)
             metrics.frame("ok")
+            if not detect:
+                metrics.tracked_only()
         return response_from_output(out, req, total)
 
     def _frame_failed(self, exc: BaseException) -> None:
@@ -176,7 +180,11 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
                 except Exception as exc:
                     error = exc
             track = session.tracking() if error is None else None
-            return self._stream_frame(req, session.options, session.output_format, error, track)
+            detect = track is None or session.frames % session.options.detect_every == 0
+            session.frames += 1
+            return self._stream_frame(
+                req, session.options, session.output_format, error, track=track, detect=detect
+            )
 
         try:
             async for response in ordered(request_iterator, self.state.stream_depth, handle):
@@ -191,13 +199,17 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         options: AnonymizeOptions,
         output_format: str | None,
         error: BaseException | None,
+        *,
         track: TrackSequence | None,
+        detect: bool,
     ) -> pb.AnonymizeResponse:
         """A frame's response; a failure becomes a per-frame error and the stream goes on."""
         try:
             if error is not None:
                 raise error
-            return await self._process(req, options, output_format, new_call=False, track=track)
+            return await self._process(
+                req, options, output_format, new_call=False, track=track, detect=detect
+            )
         except Exception as exc:
             code, message = status_for(exc)
             log_unexpected(exc, "AnonymizeStream")

@@ -118,7 +118,7 @@ class ClassOptions(_message.Message):
     def __init__(self, object_class: _Optional[_Union[ObjectClass, str]] = ..., method: _Optional[_Union[Method, str]] = ..., threshold: _Optional[float] = ..., enlarge: _Optional[float] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color", "track_hold")
+    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color", "track_hold", "detect_every")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     SAVE_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class Options(_message.Message):
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     FILL_COLOR_FIELD_NUMBER: _ClassVar[int]
     TRACK_HOLD_FIELD_NUMBER: _ClassVar[int]
+    DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedCompositeFieldContainer[ClassOptions]
     bbox: bool
     save_mask: SaveMask
@@ -137,7 +138,8 @@ class Options(_message.Message):
     quality: int
     fill_color: Color
     track_hold: int
-    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ..., track_hold: _Optional[int] = ...) -> None: ...
+    detect_every: int
+    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ..., track_hold: _Optional[int] = ..., detect_every: _Optional[int] = ...) -> None: ...
 
 class AnonymizeRequest(_message.Message):
     __slots__ = ("encoded", "raw", "options", "frame_index", "timestamp", "name", "folder")
@@ -184,7 +186,7 @@ class Detection(_message.Message):
     def __init__(self, id: _Optional[int] = ..., parent_image: _Optional[str] = ..., offset: _Optional[_Iterable[int]] = ..., bbox: _Optional[_Iterable[int]] = ..., score: _Optional[float] = ..., is_anonymized: _Optional[bool] = ..., type_label: _Optional[str] = ..., type: _Optional[int] = ..., color: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class Metadata(_message.Message):
-    __slots__ = ("id", "filename", "folder", "size", "duration", "detections", "instance_ids_repeat")
+    __slots__ = ("id", "filename", "folder", "size", "duration", "detections", "instance_ids_repeat", "detect_every")
     ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     FOLDER_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +194,7 @@ class Metadata(_message.Message):
     DURATION_FIELD_NUMBER: _ClassVar[int]
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_IDS_REPEAT_FIELD_NUMBER: _ClassVar[int]
+    DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
     id: str
     filename: str
     folder: str
@@ -199,7 +202,8 @@ class Metadata(_message.Message):
     duration: float
     detections: _containers.RepeatedCompositeFieldContainer[Detection]
     instance_ids_repeat: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., folder: _Optional[str] = ..., size: _Optional[_Iterable[int]] = ..., duration: _Optional[float] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., instance_ids_repeat: _Optional[_Iterable[str]] = ...) -> None: ...
+    detect_every: int
+    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., folder: _Optional[str] = ..., size: _Optional[_Iterable[int]] = ..., duration: _Optional[float] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., instance_ids_repeat: _Optional[_Iterable[str]] = ..., detect_every: _Optional[int] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("decode", "detect", "anonymize", "encode", "total", "models")
