@@ -524,8 +524,9 @@ class BatchRunner:
                 **({"detect_every": meta["detect_every"]} if "detect_every" in meta else {}),
                 "detections": meta["detections"],
             }
-            if "instance_ids_repeat" in meta:
-                metadata["instance_ids_repeat"] = meta["instance_ids_repeat"]
+            for key in ("instance_ids_repeat", "zones"):
+                if key in meta:
+                    metadata[key] = meta[key]
             yield (
                 frame,
                 FrameOutputs(

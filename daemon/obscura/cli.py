@@ -122,6 +122,26 @@ def _client(args: argparse.Namespace, address: str) -> Client:
 
 def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
     an.add_argument(
+        "--privacy-zone",
+        action="append",
+        default=[],
+        metavar="POINTS",
+        help='a polygon always hidden, in pixels: "X,Y X,Y X,Y ..." (repeatable)',
+    )
+    an.add_argument(
+        "--ignore-zone",
+        action="append",
+        default=[],
+        metavar="POINTS",
+        help='a polygon where detections are ignored (box centre inside): "X,Y X,Y X,Y ..."',
+    )
+    an.add_argument(
+        "--zone-method",
+        choices=["blur", "pixelate", "blacken"],
+        default="blur",
+        help="how privacy zones are hidden (default blur)",
+    )
+    an.add_argument(
         "--detect-every",
         type=int,
         default=1,
@@ -595,7 +615,10 @@ def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
         MaskEncoding,
         Method,
         SaveMask,
+        Zone,
+        ZoneKind,
         parse_colour,
+        parse_points,
     )
 
     method = Method.BLUR
@@ -622,6 +645,14 @@ def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
         quality=args.quality,
         track_hold=args.track_hold,
         detect_every=args.detect_every,
+        zones=tuple(
+            Zone(kind, parse_points(text), Method(args.zone_method))
+            for kind, texts in (
+                (ZoneKind.PRIVACY, args.privacy_zone),
+                (ZoneKind.IGNORE, args.ignore_zone),
+            )
+            for text in texts
+        ),
     )
 
 

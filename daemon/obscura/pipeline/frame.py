@@ -12,10 +12,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from obscura.pipeline.anonymize import Region, anonymize, regions_for
+from obscura.pipeline.anonymize import Region, anonymize, apply_method, regions_for
 from obscura.pipeline.masks import InstanceColours, binary_mask, instance_colours, instance_mask
-from obscura.pipeline.options import AnonymizeOptions
+from obscura.pipeline.options import AnonymizeOptions, ZoneKind
 from obscura.pipeline.track import TrackerLike
+from obscura.pipeline.zones import ignored, zone_region
 from obscura.types import Detections, ImageArray, ObjectClass
 
 
@@ -44,6 +45,7 @@ class FrameResult:
     # With tracking (video): each detection's track id and source ("detector" or "track").
     track_ids: list[int] | None = None
     sources: list[str] | None = None
+    zone_regions: list[Region] = field(default_factory=list)  # privacy zones in the frame
 
     @property
     def size(self) -> tuple[int, int]:
@@ -63,7 +65,8 @@ class FrameResult:
         return out
 
     def binary_mask(self) -> ImageArray:
-        return binary_mask(self.size, self.regions, self.options.mask_scale)
+        regions = [*self.regions, *self.zone_regions]
+        return binary_mask(self.size, regions, self.options.mask_scale)
 
     def instance_mask(self) -> ImageArray:
         return instance_mask(
@@ -118,6 +121,8 @@ class FrameResult:
             **extra,
             "detections": self.detection_records(image_id),
         }
+        if self.options.zones:
+            record["zones"] = [zone.as_dict() for zone in self.options.zones]
         if self.colours.overflow:
             # More than 255 instances of a class: their G ids repeat in the instance mask.
             record["instance_ids_repeat"] = [c.label for c in self.colours.overflow]
@@ -151,6 +156,8 @@ class FrameProcessor:
         else:
             det = Detections()
         size = (int(image.shape[1]), int(image.shape[0]))
+        if options.zones:  # no track starts from a detection in an ignore zone
+            det = det[~ignored(det, options.zones, size)]
         track_ids: list[int] | None = None
         sources: list[str] | None = None
         if tracker is not None:
@@ -162,14 +169,26 @@ class FrameProcessor:
             )
         detected = time.perf_counter()
         regions = regions_for(det, size, options)
-        if any(r is None for r in regions):  # boxes wholly outside the frame
-            keep = [r is not None for r in regions]
+        keep = [r is not None for r in regions]  # boxes wholly outside the frame go
+        if options.zones:  # and carried tracks that drifted into an ignore zone
+            keep = [
+                k and not i for k, i in zip(keep, ignored(det, options.zones, size), strict=True)
+            ]
+        if not all(keep):
             det = det[np.array(keep, dtype=np.bool_)]
-            regions = [r for r in regions if r is not None]
+            regions = [r for r, k in zip(regions, keep, strict=True) if k]
             if track_ids is not None and sources is not None:
                 track_ids = [t for t, k in zip(track_ids, keep, strict=True) if k]
                 sources = [s for s, k in zip(sources, keep, strict=True) if k]
-        out, changed = anonymize(image, det, regions, options, inplace=inplace)
+        out = image if inplace else image.copy()
+        zone_regions: list[Region] = []
+        r, g, b = options.fill_rgb
+        for zone in options.zones:  # privacy zones first: detections are drawn over them
+            region = zone_region(zone, size) if zone.kind is ZoneKind.PRIVACY else None
+            if region is not None:
+                apply_method(out, region, zone.method, (b, g, r))
+                zone_regions.append(region)
+        out, changed = anonymize(out, det, regions, options, inplace=True)
         colours = instance_colours(det, options.mask_encoding)
         done = time.perf_counter()
         return FrameResult(
@@ -183,4 +202,5 @@ class FrameProcessor:
             model_timings=models,
             track_ids=track_ids,
             sources=sources,
+            zone_regions=zone_regions,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -78,6 +79,51 @@ def parse_colour(value: str | tuple[int, int, int]) -> tuple[int, int, int]:
     return rgb
 
 
+MAX_ZONES = 64
+MAX_POINTS = 256
+
+
+class ZoneKind(enum.StrEnum):
+    PRIVACY = "privacy"
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True)
+class Zone:
+    kind: ZoneKind
+    points: tuple[tuple[float, float], ...]
+    method: Method = Method.BLUR  # privacy zones: how they are hidden
+
+    def __post_init__(self) -> None:
+        if not 3 <= len(self.points) <= MAX_POINTS:
+            raise InvalidInput(f"a zone needs 3 to {MAX_POINTS} points, got {len(self.points)}")
+        if not all(math.isfinite(v) and abs(v) < 1e6 for p in self.points for v in p):
+            raise InvalidInput("zone points must be finite pixel coordinates")
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "kind": self.kind.value,
+            "points": [[round(x, 2), round(y, 2)] for x, y in self.points],
+        }
+        if self.kind is ZoneKind.PRIVACY:
+            out["method"] = self.method.value
+        return out
+
+
+def parse_points(text: str) -> tuple[tuple[float, float], ...]:
+    """``"x,y x,y x,y"`` (or ``;`` between points) to points; a clear error otherwise."""
+    points = []
+    for item in text.replace(";", " ").split():
+        x, sep, y = item.partition(",")
+        try:
+            if not sep:
+                raise ValueError
+            points.append((float(x), float(y)))
+        except ValueError:
+            raise InvalidInput(f"zone point {item!r} is not X,Y") from None
+    return tuple(points)
+
+
 MAX_TRACK_HOLD = 1000  # frames
 DEFAULT_TRACK_HOLD = 8  # frames (a third of a second at 25 frames/s)
 MAX_DETECT_EVERY = 100
@@ -107,6 +153,8 @@ class AnonymizeOptions:
     # Video and streams: run the detectors on every N-th frame only and carry the tracks in
     # between (weak devices); needs tracking.
     detect_every: int = 1
+    # Polygons always hidden (privacy) or where detections are ignored (ignore).
+    zones: tuple[Zone, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -127,6 +175,8 @@ class AnonymizeOptions:
             raise InvalidInput(
                 f"detect_every must be in 1..{MAX_DETECT_EVERY}, got {self.detect_every}"
             )
+        if len(self.zones) > MAX_ZONES:
+            raise InvalidInput(f"at most {MAX_ZONES} zones, got {len(self.zones)}")
         if self.detect_every > 1 and not self.track_hold:
             raise InvalidInput(
                 "detect_every > 1 needs tracking (track_hold > 0): frames without detection "

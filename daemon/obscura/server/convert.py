@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from obscura.errors import InvalidInput
@@ -13,6 +13,8 @@ from obscura.pipeline.options import (
     MaskEncoding,
     Method,
     SaveMask,
+    Zone,
+    ZoneKind,
 )
 from obscura.server.service import FrameInput, FrameOutput, RawImage
 from obscura.types import ObjectClass
@@ -26,6 +28,36 @@ METHODS = {
     pb.METHOD_DETECT: Method.DETECT,
 }
 METHODS_BACK = {v: k for k, v in METHODS.items() if k != pb.METHOD_UNSPECIFIED}
+ZONE_KINDS = {pb.ZONE_KIND_PRIVACY: ZoneKind.PRIVACY, pb.ZONE_KIND_IGNORE: ZoneKind.IGNORE}
+ZONE_KINDS_BACK = {v: k for k, v in ZONE_KINDS.items()}
+
+
+def zones_from_proto(items: Iterable[pb.Zone]) -> tuple[Zone, ...]:
+    zones = []
+    for n, item in enumerate(items):
+        where = f"options.zones[{n}]"
+        kind = _enum(ZONE_KINDS, item.kind, f"{where}.kind")
+        if len(item.points) % 2:
+            raise InvalidInput(f"{where}.points: an odd count ({len(item.points)}), not x, y pairs")
+        points = tuple(zip(item.points[::2], item.points[1::2], strict=True))
+        try:
+            zones.append(Zone(kind, points, _enum(METHODS, item.method, f"{where}.method")))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc}") from None
+    return tuple(zones)
+
+
+def zones_to_proto(zones: Iterable[Zone]) -> list[pb.Zone]:
+    return [
+        pb.Zone(
+            kind=ZONE_KINDS_BACK[z.kind],
+            points=[v for point in z.points for v in point],
+            method=METHODS_BACK[z.method] if z.kind is ZoneKind.PRIVACY else pb.METHOD_UNSPECIFIED,
+        )
+        for z in zones
+    ]
+
+
 SAVE_MASKS = {
     pb.SAVE_MASK_UNSPECIFIED: SaveMask.NONE,
     pb.SAVE_MASK_ALL: SaveMask.ALL,
@@ -99,6 +131,7 @@ def options_from_proto(msg: pb.Options) -> AnonymizeOptions:
         quality=msg.quality or 90,
         track_hold=msg.track_hold if msg.HasField("track_hold") else DEFAULT_TRACK_HOLD,
         detect_every=msg.detect_every or 1,
+        zones=zones_from_proto(msg.zones),
     )
 
 
@@ -127,6 +160,7 @@ def options_to_proto(options: AnonymizeOptions, output_format: str | None = None
             item.threshold = options.thresholds[cls]
         if options.enlarge_factor(cls) != DEFAULT_ENLARGE[cls]:
             item.enlarge = options.enlarge_factor(cls)
+    msg.zones.extend(zones_to_proto(options.zones))
     if options.fill_rgb != (0, 0, 0):
         r, g, b = options.fill_rgb
         msg.fill_color.CopyFrom(pb.Color(r=r, g=g, b=b))
@@ -162,6 +196,15 @@ def metadata_to_proto(meta: Mapping[str, Any]) -> pb.Metadata:
         instance_ids_repeat=list(meta.get("instance_ids_repeat", [])),
         detect_every=int(meta.get("detect_every", 0)),
     )
+    for zone in meta.get("zones", []):
+        kind = ZoneKind(zone["kind"])
+        msg.zones.add(
+            kind=ZONE_KINDS_BACK[kind],
+            points=[v for point in zone["points"] for v in point],
+            method=METHODS_BACK[Method(zone["method"])]
+            if kind is ZoneKind.PRIVACY
+            else pb.METHOD_UNSPECIFIED,
+        )
     for d in meta["detections"]:
         msg.detections.add(
             id=d["id"],
@@ -207,6 +250,12 @@ def metadata_from_proto(msg: pb.Metadata) -> dict[str, Any]:
         out["instance_ids_repeat"] = list(msg.instance_ids_repeat)
     if msg.detect_every:
         out["detect_every"] = msg.detect_every
+    if msg.zones:
+        out["zones"] = [
+            Zone(ZONE_KINDS[z.kind], tuple(zip(z.points[::2], z.points[1::2], strict=True)),
+                 METHODS[z.method]).as_dict()
+            for z in msg.zones
+        ]  # fmt: skip
     return out
 
 

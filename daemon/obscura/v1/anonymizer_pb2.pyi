@@ -15,6 +15,12 @@ class ObjectClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OBJECT_CLASS_FACE: _ClassVar[ObjectClass]
     OBJECT_CLASS_VEHICLE: _ClassVar[ObjectClass]
 
+class ZoneKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ZONE_KIND_UNSPECIFIED: _ClassVar[ZoneKind]
+    ZONE_KIND_PRIVACY: _ClassVar[ZoneKind]
+    ZONE_KIND_IGNORE: _ClassVar[ZoneKind]
+
 class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     METHOD_UNSPECIFIED: _ClassVar[Method]
@@ -58,6 +64,9 @@ OBJECT_CLASS_LICENSE_PLATE: ObjectClass
 OBJECT_CLASS_PERSON: ObjectClass
 OBJECT_CLASS_FACE: ObjectClass
 OBJECT_CLASS_VEHICLE: ObjectClass
+ZONE_KIND_UNSPECIFIED: ZoneKind
+ZONE_KIND_PRIVACY: ZoneKind
+ZONE_KIND_IGNORE: ZoneKind
 METHOD_UNSPECIFIED: Method
 METHOD_BLUR: Method
 METHOD_PIXELATE: Method
@@ -82,6 +91,16 @@ PIXEL_FORMAT_BGR24: PixelFormat
 PIXEL_FORMAT_RGB24: PixelFormat
 PIXEL_FORMAT_NV12: PixelFormat
 PIXEL_FORMAT_GRAY8: PixelFormat
+
+class Zone(_message.Message):
+    __slots__ = ("kind", "points", "method")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    kind: ZoneKind
+    points: _containers.RepeatedScalarFieldContainer[float]
+    method: Method
+    def __init__(self, kind: _Optional[_Union[ZoneKind, str]] = ..., points: _Optional[_Iterable[float]] = ..., method: _Optional[_Union[Method, str]] = ...) -> None: ...
 
 class RawFrame(_message.Message):
     __slots__ = ("width", "height", "format", "data")
@@ -118,7 +137,7 @@ class ClassOptions(_message.Message):
     def __init__(self, object_class: _Optional[_Union[ObjectClass, str]] = ..., method: _Optional[_Union[Method, str]] = ..., threshold: _Optional[float] = ..., enlarge: _Optional[float] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color", "track_hold", "detect_every")
+    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color", "track_hold", "detect_every", "zones")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     SAVE_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +148,7 @@ class Options(_message.Message):
     FILL_COLOR_FIELD_NUMBER: _ClassVar[int]
     TRACK_HOLD_FIELD_NUMBER: _ClassVar[int]
     DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    ZONES_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedCompositeFieldContainer[ClassOptions]
     bbox: bool
     save_mask: SaveMask
@@ -139,7 +159,8 @@ class Options(_message.Message):
     fill_color: Color
     track_hold: int
     detect_every: int
-    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ..., track_hold: _Optional[int] = ..., detect_every: _Optional[int] = ...) -> None: ...
+    zones: _containers.RepeatedCompositeFieldContainer[Zone]
+    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ..., track_hold: _Optional[int] = ..., detect_every: _Optional[int] = ..., zones: _Optional[_Iterable[_Union[Zone, _Mapping]]] = ...) -> None: ...
 
 class AnonymizeRequest(_message.Message):
     __slots__ = ("encoded", "raw", "options", "frame_index", "timestamp", "name", "folder")
@@ -186,7 +207,7 @@ class Detection(_message.Message):
     def __init__(self, id: _Optional[int] = ..., parent_image: _Optional[str] = ..., offset: _Optional[_Iterable[int]] = ..., bbox: _Optional[_Iterable[int]] = ..., score: _Optional[float] = ..., is_anonymized: _Optional[bool] = ..., type_label: _Optional[str] = ..., type: _Optional[int] = ..., color: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class Metadata(_message.Message):
-    __slots__ = ("id", "filename", "folder", "size", "duration", "detections", "instance_ids_repeat", "detect_every")
+    __slots__ = ("id", "filename", "folder", "size", "duration", "detections", "instance_ids_repeat", "detect_every", "zones")
     ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     FOLDER_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +216,7 @@ class Metadata(_message.Message):
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_IDS_REPEAT_FIELD_NUMBER: _ClassVar[int]
     DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    ZONES_FIELD_NUMBER: _ClassVar[int]
     id: str
     filename: str
     folder: str
@@ -203,7 +225,8 @@ class Metadata(_message.Message):
     detections: _containers.RepeatedCompositeFieldContainer[Detection]
     instance_ids_repeat: _containers.RepeatedScalarFieldContainer[str]
     detect_every: int
-    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., folder: _Optional[str] = ..., size: _Optional[_Iterable[int]] = ..., duration: _Optional[float] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., instance_ids_repeat: _Optional[_Iterable[str]] = ..., detect_every: _Optional[int] = ...) -> None: ...
+    zones: _containers.RepeatedCompositeFieldContainer[Zone]
+    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., folder: _Optional[str] = ..., size: _Optional[_Iterable[int]] = ..., duration: _Optional[float] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., instance_ids_repeat: _Optional[_Iterable[str]] = ..., detect_every: _Optional[int] = ..., zones: _Optional[_Iterable[_Union[Zone, _Mapping]]] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("decode", "detect", "anonymize", "encode", "total", "models")
