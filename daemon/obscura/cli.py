@@ -440,6 +440,22 @@ def _build_parser() -> argparse.ArgumentParser:
     be.add_argument("--precision", default="int8", help="int8 (default), f32, f16, bf16 (OpenVINO)")
     be.add_argument("-o", "--output", type=Path, help="JSON report")
 
+    fl = sub.add_parser(
+        "flicker",
+        help="the flicker benchmark: faces flashing into view on video, with and without tracking",
+        description=(
+            "Builds a test video with known ground truth from the annotated faces of DIR "
+            "(annotations.json) moving over its face-free photos, with motion blur, occlusion and "
+            "dark frames, and reports for Obscura at several track_hold values (and detect_every "
+            "3) and for deface 1.5.0: the share of in-view face frames not hidden (miss rate) "
+            "and of faces flashing into view between two hidden frames (flicker rate)."
+        ),
+    )
+    fl.add_argument("faces_data", type=Path, metavar="DIR", help="folder with annotations.json")
+    fl.add_argument("--frames", type=int, default=300, help="length of the test video (300)")
+    fl.add_argument("--no-peer", action="store_true", help="skip deface")
+    fl.add_argument("-o", "--output", type=Path, help="JSON report")
+
     hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
     hc.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
     hc.add_argument("--service", default="", help="service name (default: the whole daemon)")
@@ -777,6 +793,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_flicker(args: argparse.Namespace) -> int:
+    from obscura.flicker import run_flicker
+
+    report = run_flicker(
+        args.faces_data,
+        frames=args.frames,
+        peer=not args.no_peer,
+        log=lambda text: print(f"... {text}", file=sys.stderr, flush=True),
+    )
+    text = json.dumps(report, indent=2)
+    if args.output:
+        args.output.write_text(text + "\n")
+    width = max(len(k) for k in report)
+    for key, r in report.items():
+        fps = f", {r['fps']} frames/s" if "fps" in r else ""
+        print(f"{key.ljust(width)}  flicker {r['flicker_rate']:.2%} ({r['flicker_frames']}), "
+              f"missed {r['miss_rate']:.2%} of {r['face_frames']} face frames{fps}")  # fmt: skip
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from obscura.server.app import serve
 
@@ -865,6 +901,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_anonymize(args)
         if args.command == "serve":
             return _cmd_serve(args)
+        if args.command == "flicker":
+            return _cmd_flicker(args)
         if args.command == "watch":
             return _cmd_watch(args)
         if args.command == "stream":
