@@ -174,13 +174,7 @@ class DaemonRun:
     log: Any = None
 
     def rss_peak(self) -> int:
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+        return memory_of(self.proc.pid, "VmHWM")
 
     def cpu_seconds(self) -> float:
         try:
@@ -288,11 +282,12 @@ def unary_overhead(run: DaemonRun, frames: list[ImageArray], classes: list[str])
     }
 
 
-def rss_of(pid: int) -> int:
-    """Resident set size of a process in bytes (0 if it is gone)."""
+def memory_of(pid: int, key: str = "VmRSS") -> int:
+    """A memory figure of a process in bytes (``VmRSS`` now, ``VmHWM`` its peak; 0 if the
+    process is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -322,7 +317,7 @@ def soak(
                 raise RuntimeError(str(result))
             done += 1
             if done % every == 0:
-                samples.append((done, round(rss_of(run.proc.pid) / 2**20, 1)))
+                samples.append((done, round(memory_of(run.proc.pid) / 2**20, 1)))
     elapsed = time.perf_counter() - start
     steady = [mib for n, mib in samples if n > every] or [mib for _, mib in samples]
     first = steady[0] if steady else 0.0

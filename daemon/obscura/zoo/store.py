@@ -144,23 +144,9 @@ class ModelStore:
 
     def _int8_xml(self, spec: ModelSpec) -> Path | None:
         directory = self.int8_dir(spec)
-        ready = directory / "ready.json"
-        if not ready.exists():
+        if not (directory / "ready.json").exists():
             return None
-        try:
-            checksums: dict[str, str] = json.loads(ready.read_text())["sha256"]
-        except (ValueError, KeyError) as exc:
-            raise ModelStoreError(
-                f"model {spec.name!r}: unreadable {ready} ({exc}); "
-                "run `obscura models quantize --force`"
-            ) from None
-        for rel, expected in checksums.items():
-            path = directory / rel
-            if not path.exists() or sha256_of(path) != expected:
-                raise ModelStoreError(
-                    f"model {spec.name!r}: {path} is missing or corrupt (checksum mismatch); "
-                    f"run `obscura models quantize --force {spec.name}`"
-                )
+        _verified_record(spec, directory, "models quantize")
         return directory / "model.xml"
 
     def save_int8(
@@ -189,24 +175,9 @@ class ModelStore:
 
     def _verify(self, spec: ModelSpec) -> dict[str, str]:
         directory = self.model_dir(spec)
-        ready = directory / "ready.json"
-        if not ready.exists():
+        if not (directory / "ready.json").exists():
             raise _Missing(spec.name)
-        try:
-            record = json.loads(ready.read_text())
-            checksums: dict[str, str] = record["sha256"]
-        except (ValueError, KeyError) as exc:
-            raise ModelStoreError(
-                f"model {spec.name!r}: unreadable {ready} ({exc}); "
-                "run `obscura models fetch --force`"
-            ) from None
-        for rel, expected in checksums.items():
-            path = directory / rel
-            if not path.exists() or sha256_of(path) != expected:
-                raise ModelStoreError(
-                    f"model {spec.name!r}: {path} is missing or corrupt (checksum mismatch); "
-                    f"run `obscura models fetch --force {spec.name}`"
-                )
+        record = _verified_record(spec, directory, "models fetch")
         return {"ir": record["ir"], "onnx": record.get("onnx") or ""}
 
     # --- fetch --------------------------------------------------------------------------
@@ -288,6 +259,27 @@ def fetch_sample(sample: SampleSpec, dest: Path, archives_dir: Path | None = Non
 
 class _Missing(ModelStoreError):
     pass
+
+
+def _verified_record(spec: ModelSpec, directory: Path, command: str) -> dict[str, Any]:
+    """``directory/ready.json``, once every file it lists matches its checksum; a corrupt or
+    unreadable one is an error that names ``obscura <command> --force``."""
+    ready = directory / "ready.json"
+    try:
+        record: dict[str, Any] = json.loads(ready.read_text())
+        checksums: dict[str, str] = record["sha256"]
+    except (ValueError, KeyError) as exc:
+        raise ModelStoreError(
+            f"model {spec.name!r}: unreadable {ready} ({exc}); run `obscura {command} --force`"
+        ) from None
+    for rel, expected in checksums.items():
+        path = directory / rel
+        if not path.exists() or sha256_of(path) != expected:
+            raise ModelStoreError(
+                f"model {spec.name!r}: {path} is missing or corrupt (checksum mismatch); "
+                f"run `obscura {command} --force {spec.name}`"
+            )
+    return record
 
 
 def _archive_name_matches(path: Path, source: RegistrySource) -> bool:
