@@ -21,7 +21,7 @@ from obscura.pipeline.options import (
     ZoneKind,
     parse_points,
 )
-from obscura.pipeline.zones import ignored, zone_region
+from obscura.pipeline.zones import ignore_canvas, ignored, zone_region
 from obscura.server.convert import options_from_proto, options_to_proto
 from obscura.types import Detections, ObjectClass
 from obscura.v1 import anonymizer_pb2 as pb
@@ -50,7 +50,8 @@ def test_detections_are_ignored_by_their_box_centre() -> None:
         np.full(3, int(ObjectClass.FACE)),
     )
     zones = (Zone(ZoneKind.IGNORE, TRIANGLE), Zone(ZoneKind.PRIVACY, ((0, 0), (5, 0), (0, 5))))
-    assert ignored(det, zones, (100, 80)).tolist() == [True, False, False]
+    assert ignored(det, ignore_canvas(zones, (100, 80))).tolist() == [True, False, False]
+    assert ignore_canvas(zones[1:], (100, 80)) is None
 
 
 def test_zone_input_is_checked() -> None:

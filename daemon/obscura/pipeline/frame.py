@@ -16,7 +16,7 @@ from obscura.pipeline.anonymize import Region, anonymize, apply_method, regions_
 from obscura.pipeline.masks import InstanceColours, binary_mask, instance_colours, instance_mask
 from obscura.pipeline.options import AnonymizeOptions, ZoneKind
 from obscura.pipeline.track import TrackerLike
-from obscura.pipeline.zones import ignored, zone_region
+from obscura.pipeline.zones import ignore_canvas, ignored, zone_region
 from obscura.types import Detections, ImageArray, ObjectClass
 
 
@@ -156,8 +156,9 @@ class FrameProcessor:
         else:
             det = Detections()
         size = (int(image.shape[1]), int(image.shape[0]))
-        if options.zones:  # no track starts from a detection in an ignore zone
-            det = det[~ignored(det, options.zones, size)]
+        canvas = ignore_canvas(options.zones, size)
+        if canvas is not None:  # no track starts from a detection in an ignore zone
+            det = det[~ignored(det, canvas)]
         track_ids: list[int] | None = None
         sources: list[str] | None = None
         if tracker is not None:
@@ -170,10 +171,8 @@ class FrameProcessor:
         detected = time.perf_counter()
         regions = regions_for(det, size, options)
         keep = [r is not None for r in regions]  # boxes wholly outside the frame go
-        if options.zones:  # and carried tracks that drifted into an ignore zone
-            keep = [
-                k and not i for k, i in zip(keep, ignored(det, options.zones, size), strict=True)
-            ]
+        if canvas is not None and tracker is not None:  # and tracks carried into one
+            keep = [k and not i for k, i in zip(keep, ignored(det, canvas), strict=True)]
         if not all(keep):
             det = det[np.array(keep, dtype=np.bool_)]
             regions = [r for r, k in zip(regions, keep, strict=True) if k]

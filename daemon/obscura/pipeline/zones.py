@@ -14,7 +14,7 @@ import numpy as np
 
 from obscura.pipeline.anonymize import Region
 from obscura.pipeline.options import Zone, ZoneKind
-from obscura.types import BoolArray, Detections
+from obscura.types import BoolArray, Detections, ImageArray
 
 
 def _polygon(zone: Zone) -> np.ndarray:
@@ -36,15 +36,22 @@ def zone_region(zone: Zone, size: tuple[int, int]) -> Region | None:
     return Region(x1, y1, x2, y2, mask.astype(bool))
 
 
-def ignored(det: Detections, zones: tuple[Zone, ...], size: tuple[int, int]) -> BoolArray:
-    """Per detection: whether the centre of its box lies in an ignore zone."""
-    out = np.zeros(len(det), dtype=bool)
+def ignore_canvas(zones: tuple[Zone, ...], size: tuple[int, int]) -> ImageArray | None:
+    """A frame-sized map of the ignore zones (1 inside), or None without any."""
     polygons = [_polygon(z) for z in zones if z.kind is ZoneKind.IGNORE]
-    if not polygons or not len(det):
-        return out
+    if not polygons:
+        return None
     width, height = size
     canvas = np.zeros((height, width), np.uint8)
     cv2.fillPoly(canvas, polygons, 1)
+    return canvas
+
+
+def ignored(det: Detections, canvas: ImageArray | None) -> BoolArray:
+    """Per detection: whether the centre of its box lies in an ignore zone (``canvas``)."""
+    if canvas is None or not len(det):
+        return np.zeros(len(det), dtype=bool)
+    height, width = canvas.shape
     cx = np.clip(((det.xyxy[:, 0] + det.xyxy[:, 2]) / 2).astype(np.int64), 0, width - 1)
     cy = np.clip(((det.xyxy[:, 1] + det.xyxy[:, 3]) / 2).astype(np.int64), 0, height - 1)
     return canvas[cy, cx].astype(bool)

@@ -83,6 +83,7 @@ class _Session:
         """The stream's tracker as its options say (kept across option changes)."""
         hold = self.options.track_hold
         if not hold:
+            self.track = None  # turned off: turned on again, it starts afresh
             return None
         if self.track is None:
             self.track = TrackSequence(Tracker(TrackerConfig(hold=hold)))
