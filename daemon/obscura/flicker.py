@@ -46,15 +46,29 @@ class FaceTrack:
     y0: float
     dx: float
     dy: float
+    inner: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # the face in the crop
     blur: set[int] = field(default_factory=set)
     occluded: set[int] = field(default_factory=set)
     dark: set[int] = field(default_factory=set)
 
-    def box(self, frame: int) -> tuple[int, int, int, int]:
+    def crop_box(self, frame: int) -> tuple[int, int, int, int]:
+        """Where the crop (the face and a margin of background) is pasted."""
         t = frame - self.start
         x, y = round(self.x0 + self.dx * t), round(self.y0 + self.dy * t)
         h, w = self.crop.shape[:2]
         return x, y, x + w, y + h
+
+    def box(self, frame: int) -> tuple[int, int, int, int]:
+        """The face itself, as annotated."""
+        x, y, _, _ = self.crop_box(frame)
+        h, w = self.crop.shape[:2]
+        fx1, fy1, fx2, fy2 = self.inner
+        return x + round(fx1 * w), y + round(fy1 * h), x + round(fx2 * w), y + round(fy2 * h)
+
+    def visible(self, frame: int) -> tuple[int, int, int, int]:
+        """The part of the face in view: its upper half while the bar covers the rest."""
+        x1, y1, x2, y2 = self.box(frame)
+        return (x1, y1, x2, (y1 + y2) // 2) if frame in self.occluded else (x1, y1, x2, y2)
 
 
 @dataclass
@@ -64,13 +78,15 @@ class TestVideo:
     faces: list[FaceTrack]
 
     def truth(self, frame: int) -> list[tuple[int, tuple[int, int, int, int]]]:
-        """(face number, box) of the faces in view in ``frame``."""
-        return [(n, f.box(frame)) for n, f in enumerate(self.faces) if f.start <= frame < f.end]
+        """(face number, visible face box) of the faces in view in ``frame``."""
+        return [(n, f.visible(frame)) for n, f in enumerate(self.faces) if f.start <= frame < f.end]
 
 
-def face_crops(data_dir: Path, least: int = 40) -> list[ImageArray]:
-    """Face crops (with a margin) of the non-difficult annotated faces at least ``least``
-    pixels tall."""
+def face_crops(
+    data_dir: Path, least: int = 40
+) -> list[tuple[ImageArray, tuple[float, float, float, float]]]:
+    """Crops (the face and a margin) of the non-difficult annotated faces at least ``least``
+    pixels tall, each with the face's box in it as fractions of the crop."""
     annotations = json.loads((data_dir / "annotations.json").read_text())
     crops = []
     for name, objects in sorted(annotations.items()):
@@ -81,9 +97,12 @@ def face_crops(data_dir: Path, least: int = 40) -> list[ImageArray]:
         image = read_image(data_dir / name)
         for x1, y1, x2, y2 in boxes:
             mx, my = 0.15 * (x2 - x1), 0.15 * (y2 - y1)
-            crop = image[max(0, int(y1 - my)) : int(y2 + my), max(0, int(x1 - mx)) : int(x2 + mx)]
+            cx1, cy1 = max(0, int(x1 - mx)), max(0, int(y1 - my))
+            crop = image[cy1 : int(y2 + my), cx1 : int(x2 + mx)]
             if crop.size:
-                crops.append(np.ascontiguousarray(crop))
+                h, w = crop.shape[:2]
+                inner = ((x1 - cx1) / w, (y1 - cy1) / h, (x2 - cx1) / w, (y2 - cy1) / h)
+                crops.append((np.ascontiguousarray(crop), inner))
     if not crops:
         raise InvalidInput(f"{data_dir}: no annotated face of {least} px or more")
     return crops
@@ -105,7 +124,7 @@ def build(data_dir: Path, path: Path, frames: int = 300, seed: int = 7) -> TestV
     faces: list[FaceTrack] = []
     width, height = SIZE
     for start in range(0, frames - 30, 12):
-        crop = crops[int(rng.integers(len(crops)))]
+        crop, inner = crops[int(rng.integers(len(crops)))]
         side = int(rng.integers(48, 130))
         scale = side / crop.shape[0]
         crop = np.asarray(
@@ -119,7 +138,7 @@ def build(data_dir: Path, path: Path, frames: int = 300, seed: int = 7) -> TestV
         x1 = float(rng.uniform(0, width - w))
         y1 = float(rng.uniform(0, height - h))
         steps = max(1, end - start - 1)
-        face = FaceTrack(crop, start, end, x0, y0, (x1 - x0) / steps, (y1 - y0) / steps)
+        face = FaceTrack(crop, start, end, x0, y0, (x1 - x0) / steps, (y1 - y0) / steps, inner)
         for hostile in (face.blur, face.occluded, face.dark):
             at = int(rng.integers(start + 3, max(start + 4, end - 5)))
             hostile.update(range(at, min(end - 1, at + int(rng.integers(1, 4)))))
@@ -152,14 +171,17 @@ def _paste(frame: ImageArray, face: FaceTrack, i: int) -> None:
         patch = cv2.filter2D(patch, -1, kernel)
     if i in face.dark:
         patch = cv2.convertScaleAbs(patch, alpha=0.35)
-    x1, y1, x2, y2 = face.box(i)
+    x1, y1, x2, y2 = face.crop_box(i)
     h, w = frame.shape[:2]
     cx1, cy1, cx2, cy2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
     if cx2 <= cx1 or cy2 <= cy1:
         return
     frame[cy1:cy2, cx1:cx2] = patch[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1]
-    if i in face.occluded:  # a grey bar across the lower half of the face
-        frame[(cy1 + cy2) // 2 : cy2, cx1:cx2] = 128
+    if i in face.occluded:  # a grey bar from the middle of the face down
+        fx1, _, fx2, fy2 = face.box(i)
+        _, vy1, _, _ = face.visible(i)
+        top = max(0, vy1 + (fy2 - vy1) // 2)
+        frame[top:cy2, max(0, fx1 - (fx2 - fx1) // 4) : min(w, fx2 + (fx2 - fx1) // 4)] = 128
 
 
 def score(video: TestVideo, hidden_masks: Iterator[NDArray[Any]]) -> dict[str, Any]:
