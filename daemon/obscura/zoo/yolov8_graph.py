@@ -1,0 +1,182 @@
+"""A YOLOv8 detection graph rebuilt with OpenVINO's opset API from a checkpoint's weights.
+
+The module tree comes from :func:`obscura.zoo.torch_pickle.load_checkpoint` (records, numpy
+tensors); nothing of torch or ultralytics is needed or run. Batch norms are folded into their
+convolutions. The output is what a YOLOv8 export gives and the ``yolov8`` adapter reads:
+``[1, 4 + classes, anchors]``, boxes as centre x, centre y, width, height in input pixels, class
+scores after the sigmoid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from openvino import opset13 as ops
+
+from obscura.errors import ModelStoreError
+from obscura.zoo.torch_pickle import Record
+
+Node = Any  # an OpenVINO output (ov.Output) or node
+
+
+def _f32(a: Any) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
+def _kind(module: Record) -> str:
+    return module.qualname.rsplit(".", 1)[-1]
+
+
+def _children(module: Record) -> dict[str, Record]:
+    return dict(module.state.get("_modules") or {})
+
+
+def _conv2d(x: Node, conv: Record, bn: Record | None = None) -> Node:
+    p = conv.state["_parameters"]
+    weight = _f32(p["weight"])
+    bias = _f32(p["bias"]) if p.get("bias") is not None else np.zeros(weight.shape[0], np.float32)
+    if bn is not None:  # fold the batch norm into the convolution
+        q, b = bn.state["_parameters"], bn.state["_buffers"]
+        scale = _f32(q["weight"]) / np.sqrt(_f32(b["running_var"]) + float(bn.state["eps"]))
+        weight = weight * scale[:, None, None, None]
+        bias = (bias - _f32(b["running_mean"])) * scale + _f32(q["bias"])
+    if int(conv.state.get("groups", 1)) != 1:
+        raise ModelStoreError("grouped convolutions are not supported in YOLOv8 checkpoints")
+    stride = list(conv.state["stride"])
+    pad = list(conv.state["padding"])
+    dilation = list(conv.state["dilation"])
+    out = ops.convolution(x, ops.constant(weight), stride, pad, pad, dilation)
+    return ops.add(out, ops.constant(bias.reshape(1, -1, 1, 1)))
+
+
+def _conv(x: Node, module: Record) -> Node:
+    """ultralytics Conv: Conv2d, BatchNorm2d, SiLU."""
+    c = _children(module)
+    y = _conv2d(x, c["conv"], c.get("bn"))
+    act = c.get("act")
+    if act is not None and _kind(act) == "SiLU":
+        y = ops.multiply(y, ops.sigmoid(y))
+    elif act is not None and _kind(act) != "Identity":
+        raise ModelStoreError(f"unsupported activation {act.qualname}")
+    return y
+
+
+def _bottleneck(x: Node, module: Record) -> Node:
+    c = _children(module)
+    y = _conv(_conv(x, c["cv1"]), c["cv2"])
+    return ops.add(x, y) if module.state.get("add") else y
+
+
+def _c2f(x: Node, module: Record) -> Node:
+    c = _children(module)
+    halves = ops.split(_conv(x, c["cv1"]), 1, 2)
+    outs = [halves.output(0), halves.output(1)]
+    for block in _children(c["m"]).values():
+        outs.append(_bottleneck(outs[-1], block))
+    return _conv(ops.concat(outs, 1), c["cv2"])
+
+
+def _sppf(x: Node, module: Record) -> Node:
+    c = _children(module)
+    pool = c["m"].state
+    k = int(pool["kernel_size"])
+    pad = int(pool["padding"])
+    y = [_conv(x, c["cv1"])]
+    for _ in range(3):
+        y.append(ops.max_pool(y[-1], [1, 1], [1, 1], [pad, pad], [pad, pad], [k, k]).output(0))
+    return _conv(ops.concat(y, 1), c["cv2"])
+
+
+def _upsample(x: Node, module: Record) -> Node:
+    scale = float(module.state.get("scale_factor") or 2.0)
+    if module.state.get("mode", "nearest") != "nearest":
+        raise ModelStoreError("only nearest upsampling is supported")
+    return ops.interpolate(
+        x,
+        ops.constant(np.array([scale, scale], np.float32)),
+        "nearest",
+        "scales",
+        axes=ops.constant(np.array([2, 3], np.int64)),
+    )
+
+
+def _sequential(x: Node, module: Record) -> Node:
+    for child in _children(module).values():
+        kind = _kind(child)
+        x = _conv(x, child) if kind == "Conv" else _conv2d(x, child)
+    return x
+
+
+def _detect(features: list[Node], module: Record, size: tuple[int, int]) -> Node:
+    c = _children(module)
+    reg_max = int(module.state.get("reg_max", 16))
+    strides = [float(s) for s in np.asarray(module.state["stride"]).reshape(-1)]
+    levels, anchors, stride_row = [], [], []
+    width, height = size
+    for i, feature in enumerate(features):
+        box = _sequential(feature, _children(c["cv2"])[str(i)])
+        cls = _sequential(feature, _children(c["cv3"])[str(i)])
+        out = ops.concat([box, cls], 1)
+        levels.append(ops.reshape(out, ops.constant(np.array([1, 0, -1], np.int64)), True))
+        s = strides[i]
+        gh, gw = int(height // s), int(width // s)
+        ys, xs = np.meshgrid(np.arange(gh) + 0.5, np.arange(gw) + 0.5, indexing="ij")
+        anchors.append(np.stack([xs.reshape(-1), ys.reshape(-1)]))
+        stride_row.append(np.full(gh * gw, s))
+    pred = ops.concat(levels, 2)  # [1, 4 * reg_max + classes, anchors]
+    n_box = 4 * reg_max
+    parts = ops.variadic_split(pred, 1, ops.constant(np.array([n_box, -1], np.int64)))
+    dist = ops.reshape(
+        parts.output(0), ops.constant(np.array([1, 4, reg_max, -1], np.int64)), False
+    )
+    weights = _f32(_children(c["dfl"])["conv"].state["_parameters"]["weight"]).reshape(1, 1, -1, 1)
+    dist = ops.reduce_sum(ops.multiply(ops.softmax(dist, 2), ops.constant(weights)), [2], False)
+    lt_rb = ops.split(dist, 1, 2)  # [1, 2, N] each: left-top, right-bottom distances
+    grid = ops.constant(_f32(np.concatenate(anchors, 1))[None])
+    x1y1 = ops.subtract(grid, lt_rb.output(0))
+    x2y2 = ops.add(grid, lt_rb.output(1))
+    centre = ops.multiply(ops.add(x1y1, x2y2), np.float32(0.5))
+    wh = ops.subtract(x2y2, x1y1)
+    scale = ops.constant(_f32(np.concatenate(stride_row))[None, None])
+    boxes = ops.multiply(ops.concat([centre, wh], 1), scale)
+    return ops.concat([boxes, ops.sigmoid(parts.output(1))], 1)
+
+
+def build_detect_model(model: Record, size: tuple[int, int] = (640, 640)) -> ov.Model:
+    """The OpenVINO model of a YOLOv8 ``DetectionModel`` record for an input of ``size``
+    (width, height; multiples of the largest stride)."""
+    if model.qualname.rsplit(".", 1)[-1] != "DetectionModel":
+        raise ModelStoreError(f"not a YOLOv8 detection model: {model.qualname}")
+    width, height = size
+    if width % 32 or height % 32:
+        raise ModelStoreError(f"input size {size} must be multiples of 32")
+    image = ops.parameter([1, 3, height, width], np.float32, name="images")
+    layers = list(_children(_children(model)["model"]).values())
+    outputs: list[Node] = []
+    x: Node = image
+    for layer in layers:
+        source = layer.state.get("f", -1)
+        if isinstance(source, int):
+            inputs: Any = x if source == -1 else outputs[source]
+        else:
+            inputs = [x if j == -1 else outputs[j] for j in source]
+        kind = _kind(layer)
+        if kind == "Conv":
+            x = _conv(inputs, layer)
+        elif kind == "C2f":
+            x = _c2f(inputs, layer)
+        elif kind == "SPPF":
+            x = _sppf(inputs, layer)
+        elif kind == "Upsample":
+            x = _upsample(inputs, layer)
+        elif kind == "Concat":
+            x = ops.concat(inputs, int(layer.state.get("d", 1)))
+        elif kind == "Detect":
+            x = _detect(inputs, layer, size)
+        else:
+            raise ModelStoreError(f"unsupported YOLOv8 layer {layer.qualname}")
+        outputs.append(x)
+    result = ops.result(x)
+    return ov.Model([result], [image], "yolov8")
