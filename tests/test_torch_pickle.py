@@ -131,3 +131,24 @@ def test_the_rebuilt_yolov8_graph_finds_the_plate(tmp_path: Path, data_dir: Path
     centre = (found.xyxy[0, :2] + found.xyxy[0, 2:]) / 2
     np.testing.assert_allclose(centre, [291, 256], atol=10)
     assert len(adapter.detect(read_image(data_dir / "darknet_dog.jpg"))) == 0
+
+
+@pytest.mark.models
+def test_the_model_store_imports_the_checkpoint(model_store: ModelStore, load_image) -> None:  # type: ignore[no-untyped-def]
+    """`obscura models fetch` converts the checkpoint like any model (and makes its INT8
+    variant); as the plate model of the pipeline it finds the shared plate."""
+    from obscura.backends import BackendConfig, create_backend
+    from obscura.evaluate import iou_matrix
+    from obscura.pipeline.detect import Detector, DetectorConfig
+    from obscura.types import ObjectClass
+
+    assert model_store.status("pyplatex-plates") == "ready"
+    assert model_store.int8_status("pyplatex-plates") == "ready"
+    config = DetectorConfig(face_model=None, plate_model="pyplatex-plates", person_masks=False)
+    detector = Detector(model_store, create_backend(BackendConfig()), config)
+    found = detector.detect(
+        load_image("opencv_licenseplate_motion.jpg"), [ObjectClass.LICENSE_PLATE]
+    )
+    truth = np.array([[228, 222, 354, 290]], np.float32)
+    assert len(found) >= 1
+    assert iou_matrix(found.xyxy, truth).max() >= 0.3, found.xyxy

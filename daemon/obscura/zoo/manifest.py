@@ -13,10 +13,10 @@ from obscura.errors import ConfigError
 from obscura.types import ObjectClass
 
 Registry = Literal["pypi", "pypi-sdist", "npm", "debian"]
-SourceFormat = Literal["onnx", "tfjs", "tflite", "ir"]
+SourceFormat = Literal["onnx", "tfjs", "tflite", "ir", "yolov8-pt"]
 Task = Literal["detect", "segment"]
 
-_FORMATS = ("onnx", "tfjs", "tflite", "ir")
+_FORMATS = ("onnx", "tfjs", "tflite", "ir", "yolov8-pt")
 
 
 @dataclass(frozen=True)

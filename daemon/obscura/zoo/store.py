@@ -444,6 +444,12 @@ def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path
         outputs["onnx"] = work / "model.onnx"
         onnx_tools.save(proto, outputs["onnx"])
         model = ov.convert_model(str(outputs["onnx"]))
+    elif spec.format == "yolov8-pt":  # read without torch, rebuilt with OpenVINO's opset API
+        from obscura.zoo.torch_pickle import load_checkpoint
+        from obscura.zoo.yolov8_graph import build_detect_model
+
+        width, height = spec.options.get("input_size", (640, 640))
+        model = build_detect_model(load_checkpoint(sources[0])["model"], (int(width), int(height)))
     elif spec.format == "tflite":
         from obscura.zoo.tflite import convert_tflite
 
