@@ -176,7 +176,8 @@ classes = {{ face = [0] }}
     [
         ('family = "x"\nclasses = { dog = [0] }\npath = "a.onnx"', "unknown class 'dog'"),
         ('family = "x"\nclasses = { face = [0] }', "exactly one of `source`"),
-        ('family = "x"\nclasses = { face = [0] }\npath = "a.pt"', "IR .* or ONNX"),
+        ('family = "x"\nclasses = { face = [0] }\npath = "a.bin"', "IR .* ONNX .* or YOLOv8"),
+        ('family = "x"\nclasses = { face = [0] }\npath = "a.pt"', "read as family yolov8"),
         (
             'family = "x"\nclasses = { face = [0] }\npath = "a.xml"\ncolour = 1',
             "unknown key.*colour",

@@ -152,3 +152,43 @@ def test_the_model_store_imports_the_checkpoint(model_store: ModelStore, load_im
     truth = np.array([[228, 222, 354, 290]], np.float32)
     assert len(found) >= 1
     assert iou_matrix(found.xyxy, truth).max() >= 0.3, found.xyxy
+
+
+@pytest.mark.models
+def test_bring_your_own_yolov8_checkpoint(tmp_path: Path, load_image) -> None:  # type: ignore[no-untyped-def]
+    """A `[models]` entry pointing at a `.pt` file: converted on first use, cached by the
+    file's checksum, and run as the pipeline's plate model."""
+    import shutil
+
+    from obscura.backends import BackendConfig, create_backend
+    from obscura.config import parse_config
+    from obscura.errors import ConfigError
+    from obscura.pipeline.detect import Detector
+    from obscura.types import ObjectClass
+
+    (source,) = fetch_sample(PYPLATEX, ModelStore().cache_dir / ".checkpoints")
+    own = tmp_path / "my_plates.pt"
+    shutil.copy(source, own)
+    config = parse_config({
+        "store": {"cache_dir": str(tmp_path / "cache")},
+        "models": {"my-plates": {"path": str(own), "classes": {"license-plate": [0]},
+                                 "family": "yolov8", "options": {"num_classes": 1}}},
+        "detector": {"face_model": "", "object_model": "", "plate_model": "my-plates",
+                     "person_masks": False},
+    })  # fmt: skip
+    store = config.store()
+    files = store.files("my-plates")
+    assert files.ir_xml is not None
+    assert files.ir_xml.is_relative_to(tmp_path / "cache" / "imported")
+    built = files.ir_xml.stat().st_mtime_ns
+    assert store.files("my-plates").ir_xml == files.ir_xml  # cached, not converted again
+    assert files.ir_xml.stat().st_mtime_ns == built
+    detector = Detector(store, create_backend(BackendConfig(precision="f32")), config.detector)
+    found = detector.detect(
+        load_image("opencv_licenseplate_motion.jpg"), [ObjectClass.LICENSE_PLATE]
+    )
+    assert len(found) >= 1
+    with pytest.raises(ConfigError, match="read as family yolov8"):
+        parse_config(
+            {"models": {"x": {"path": str(own), "family": "ssd", "classes": {"face": [0]}}}}
+        )

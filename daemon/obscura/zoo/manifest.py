@@ -59,7 +59,7 @@ class ModelSpec:
     licence: str = "unknown"
     licence_note: str = ""
     source: RegistrySource | None = None
-    path: Path | None = None  # a user's own IR (.xml) or ONNX file
+    path: Path | None = None  # a user's own IR (.xml), ONNX or YOLOv8 checkpoint (.pt) file
     input_name: str | None = None
     input_shape: tuple[int, ...] | None = None
 
@@ -140,10 +140,15 @@ def parse_model(name: str, table: Mapping[str, Any], where: str) -> ModelSpec:
     path = Path(table["path"]).expanduser() if "path" in table else None
     if (source is None) == (path is None):
         raise ConfigError(f"{where}: give exactly one of `source` (registry) or `path` (own file)")
-    if path is not None and path.suffix not in (".xml", ".onnx"):
-        raise ConfigError(f"{where}.path: an OpenVINO IR (.xml) or ONNX (.onnx) file, got {path}")
+    if path is not None and path.suffix not in (".xml", ".onnx", ".pt"):
+        raise ConfigError(
+            f"{where}.path: an OpenVINO IR (.xml), ONNX (.onnx) or YOLOv8 checkpoint (.pt) "
+            f"file, got {path}"
+        )
     if path is not None:
-        fmt = "ir" if path.suffix == ".xml" else "onnx"
+        fmt = {".xml": "ir", ".onnx": "onnx", ".pt": "yolov8-pt"}[path.suffix]
+        if fmt == "yolov8-pt" and table.get("family") not in ("yolov8", None):
+            raise ConfigError(f"{where}.family: a .pt checkpoint is read as family yolov8")
     inp = table.get("input", {})
     options = table.get("options", {})
     if not isinstance(options, Mapping):

@@ -111,6 +111,8 @@ class ModelStore:
                 raise ModelStoreError(f"model {name!r}: file {spec.path} does not exist")
             if spec.path.suffix == ".xml":
                 return ModelFiles(name, ir_xml=spec.path)
+            if spec.path.suffix == ".pt":
+                return ModelFiles(name, ir_xml=self._imported(spec))
             return ModelFiles(name, onnx=spec.path)
         try:
             record = self._verify(spec)
@@ -127,6 +129,27 @@ class ModelStore:
             ir_int8=self._int8_xml(spec),
             from_registry=True,
         )
+
+    def _imported(self, spec: ModelSpec) -> Path:
+        """The IR of a user's YOLOv8 checkpoint, converted once (read without torch, nothing
+        in the file runs) and cached by the checkpoint's checksum."""
+        assert spec.path is not None
+        target = self.cache_dir / "imported" / f"{spec.name}-{sha256_of(spec.path)[:16]}"
+        xml = target / "model.xml"
+        if xml.exists():
+            return xml
+        import openvino as ov
+
+        from obscura.zoo.yolov8_graph import convert_checkpoint
+
+        model = convert_checkpoint(spec.path, spec.options.get("input_size", (640, 640)))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".import-") as tmp:
+            ov.save_model(model, str(Path(tmp) / "model.xml"), compress_to_fp16=True)
+            Path(tmp).rename(target)
+            Path(tmp).mkdir()  # for the context manager's clean-up
+        log.info("imported %s from %s", spec.name, spec.path)
+        return xml
 
     # --- the INT8 variant -------------------------------------------------------------------
     def int8_dir(self, spec: ModelSpec) -> Path:
@@ -445,11 +468,9 @@ def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path
         onnx_tools.save(proto, outputs["onnx"])
         model = ov.convert_model(str(outputs["onnx"]))
     elif spec.format == "yolov8-pt":  # read without torch, rebuilt with OpenVINO's opset API
-        from obscura.zoo.torch_pickle import load_checkpoint
-        from obscura.zoo.yolov8_graph import build_detect_model
+        from obscura.zoo.yolov8_graph import convert_checkpoint
 
-        width, height = spec.options.get("input_size", (640, 640))
-        model = build_detect_model(load_checkpoint(sources[0])["model"], (int(width), int(height)))
+        model = convert_checkpoint(sources[0], spec.options.get("input_size", (640, 640)))
     elif spec.format == "tflite":
         from obscura.zoo.tflite import convert_tflite
 

@@ -9,6 +9,7 @@ scores after the sigmoid.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,3 +181,15 @@ def build_detect_model(model: Record, size: tuple[int, int] = (640, 640)) -> ov.
         outputs.append(x)
     result = ops.result(x)
     return ov.Model([result], [image], "yolov8")
+
+
+def convert_checkpoint(path: Path, input_size: Any = (640, 640)) -> ov.Model:
+    """A YOLOv8 ``.pt`` checkpoint as an OpenVINO model for ``input_size`` (width, height)."""
+    from obscura.zoo.torch_pickle import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    model = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not isinstance(model, Record):
+        raise ModelStoreError(f"{path}: no model in the checkpoint")
+    width, height = input_size
+    return build_detect_model(model, (int(width), int(height)))
