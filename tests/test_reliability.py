@@ -173,7 +173,10 @@ def test_cancelled_streams_leave_nothing_behind(daemon: DaemonProcess, frame: by
             for _, response in zip(range(2), call, strict=False):
                 assert response.encoded
             call.cancel()
-        settle(daemon)
+            # the daemon learns of the cancel asynchronously: until it has, the cancelled
+            # stream's frames still count against max_inflight and a new stream could be
+            # refused. Each cancel must release them promptly.
+            settle(daemon)
         assert threads_of(daemon) <= threads + 2
         assert client.stub.Anonymize(
             pb.AnonymizeRequest(encoded=frame), metadata=client.metadata, timeout=30
