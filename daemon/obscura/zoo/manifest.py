@@ -147,8 +147,11 @@ def parse_model(name: str, table: Mapping[str, Any], where: str) -> ModelSpec:
         )
     if path is not None:
         fmt = {".xml": "ir", ".onnx": "onnx", ".pt": "yolov8-pt"}[path.suffix]
-        if fmt == "yolov8-pt" and table.get("family") not in ("yolov8", None):
-            raise ConfigError(f"{where}.family: a .pt checkpoint is read as family yolov8")
+        if fmt == "yolov8-pt" and table.get("family") not in ("yolov8", "yolov8-seg", None):
+            raise ConfigError(
+                f"{where}.family: a .pt checkpoint is read as family yolov8 (detection) or "
+                "yolov8-seg (segmentation)"
+            )
     inp = table.get("input", {})
     options = table.get("options", {})
     if not isinstance(options, Mapping):

@@ -131,8 +131,9 @@ class ModelStore:
         )
 
     def _imported(self, spec: ModelSpec) -> Path:
-        """The IR of a user's YOLOv8 checkpoint, converted once (read without torch, nothing
-        in the file runs) and cached by the checkpoint's checksum."""
+        """The IR of a user's YOLOv8 checkpoint (detection, or segmentation for family
+        ``yolov8-seg``), converted once (read without torch, nothing in the file runs) and
+        cached by the checkpoint's checksum."""
         assert spec.path is not None
         target = self.cache_dir / "imported" / f"{spec.name}-{sha256_of(spec.path)[:16]}"
         xml = target / "model.xml"
@@ -142,7 +143,9 @@ class ModelStore:
 
         from obscura.zoo.yolov8_graph import convert_checkpoint
 
-        model = convert_checkpoint(spec.path, spec.options.get("input_size", (640, 640)))
+        model = convert_checkpoint(
+            spec.path, spec.options.get("input_size", (640, 640)), spec.family
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".import-") as tmp:
             ov.save_model(model, str(Path(tmp) / "model.xml"), compress_to_fp16=True)
@@ -470,7 +473,9 @@ def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path
     elif spec.format == "yolov8-pt":  # read without torch, rebuilt with OpenVINO's opset API
         from obscura.zoo.yolov8_graph import convert_checkpoint
 
-        model = convert_checkpoint(sources[0], spec.options.get("input_size", (640, 640)))
+        model = convert_checkpoint(
+            sources[0], spec.options.get("input_size", (640, 640)), spec.family
+        )
     elif spec.format == "tflite":
         from obscura.zoo.tflite import convert_tflite
 

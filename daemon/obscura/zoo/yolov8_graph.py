@@ -1,10 +1,19 @@
-"""A YOLOv8 detection graph rebuilt with OpenVINO's opset API from a checkpoint's weights.
+"""YOLOv8 detection and segmentation graphs rebuilt with OpenVINO's opset API from a
+checkpoint's weights.
 
 The module tree comes from :func:`obscura.zoo.torch_pickle.load_checkpoint` (records, numpy
 tensors); nothing of torch or ultralytics is needed or run. Batch norms are folded into their
-convolutions. The output is what a YOLOv8 export gives and the ``yolov8`` adapter reads:
-``[1, 4 + classes, anchors]``, boxes as centre x, centre y, width, height in input pixels, class
-scores after the sigmoid.
+convolutions. The outputs are what a YOLOv8 export gives and the ``yolov8`` / ``yolov8-seg``
+adapters read:
+
+- ``output0``: ``[1, 4 + classes, anchors]``, boxes as centre x, centre y, width, height in
+  input pixels, class scores after the sigmoid; for a segmentation model (ultralytics
+  ``Segment`` head) followed by the 32 raw mask coefficients, ``[1, 4 + classes + 32, anchors]``;
+- ``output1`` (segmentation only): the mask prototypes ``[1, 32, height / 4, width / 4]``.
+
+``tests/test_yolov8_reference.py`` compares the conversion with the outputs of ultralytics /
+torch themselves (recorded by ``tools/yolov8_reference.py``): boxes agree to ~2e-4 input
+pixels and scores to ~1e-6 in float32.
 """
 
 from __future__ import annotations
@@ -103,14 +112,52 @@ def _upsample(x: Node, module: Record) -> Node:
     )
 
 
+def _conv_transpose2d(x: Node, conv: Record) -> Node:
+    """nn.ConvTranspose2d (the prototype branch's learned 2x upsampling)."""
+    p = conv.state["_parameters"]
+    weight = _f32(p["weight"])  # [in, out, kh, kw], as OpenVINO's backprop-data filters
+    if int(conv.state.get("groups", 1)) != 1 or any(int(d) != 1 for d in conv.state["dilation"]):
+        raise ModelStoreError("grouped or dilated transposed convolutions are not supported")
+    pad = [int(v) for v in conv.state["padding"]]
+    out = ops.convolution_backprop_data(
+        x,
+        ops.constant(weight),
+        [int(v) for v in conv.state["stride"]],
+        pads_begin=pad,
+        pads_end=pad,
+        dilations=[1, 1],
+        output_padding=[int(v) for v in conv.state.get("output_padding", (0, 0))],
+    )
+    if p.get("bias") is None:
+        return out
+    return ops.add(out, ops.constant(_f32(p["bias"]).reshape(1, -1, 1, 1)))
+
+
 def _sequential(x: Node, module: Record) -> Node:
     for child in _children(module).values():
         kind = _kind(child)
-        x = _conv(x, child) if kind == "Conv" else _conv2d(x, child)
+        if kind == "Conv":
+            x = _conv(x, child)
+        elif kind == "Conv2d":
+            x = _conv2d(x, child)
+        else:  # e.g. the depthwise classification branch of YOLO11 heads
+            raise ModelStoreError(f"unsupported layer {child.qualname} in a YOLOv8 head")
     return x
 
 
+def _proto(x: Node, module: Record) -> Node:
+    """ultralytics Proto: Conv 3x3, ConvTranspose2d 2x2 stride 2, Conv 3x3, Conv 1x1."""
+    c = _children(module)
+    return _conv(_conv(_conv_transpose2d(_conv(x, c["cv1"]), c["upsample"]), c["cv2"]), c["cv3"])
+
+
+def _flatten(x: Node) -> Node:
+    """[1, C, H, W] -> [1, C, H * W]."""
+    return ops.reshape(x, ops.constant(np.array([1, 0, -1], np.int64)), True)
+
+
 def _detect(features: list[Node], module: Record, size: tuple[int, int]) -> Node:
+    """ultralytics Detect, decoded: [1, 4 + classes, anchors] (the export's output)."""
     c = _children(module)
     reg_max = int(module.state.get("reg_max", 16))
     strides = [float(s) for s in np.asarray(module.state["stride"]).reshape(-1)]
@@ -119,8 +166,7 @@ def _detect(features: list[Node], module: Record, size: tuple[int, int]) -> Node
     for i, feature in enumerate(features):
         box = _sequential(feature, _children(c["cv2"])[str(i)])
         cls = _sequential(feature, _children(c["cv3"])[str(i)])
-        out = ops.concat([box, cls], 1)
-        levels.append(ops.reshape(out, ops.constant(np.array([1, 0, -1], np.int64)), True))
+        levels.append(_flatten(ops.concat([box, cls], 1)))
         s = strides[i]
         gh, gw = int(height // s), int(width // s)
         ys, xs = np.meshgrid(np.arange(gh) + 0.5, np.arange(gw) + 0.5, indexing="ij")
@@ -145,11 +191,28 @@ def _detect(features: list[Node], module: Record, size: tuple[int, int]) -> Node
     return ops.concat([boxes, ops.sigmoid(parts.output(1))], 1)
 
 
+def _segment(features: list[Node], module: Record, size: tuple[int, int]) -> list[Node]:
+    """ultralytics Segment: the decoded detections with the mask coefficients appended,
+    [1, 4 + classes + masks, anchors], and the prototypes [1, masks, H / 4, W / 4]."""
+    c = _children(module)
+    coeffs = [
+        _flatten(_sequential(feature, _children(c["cv4"])[str(i)]))
+        for i, feature in enumerate(features)
+    ]
+    detections = ops.concat([_detect(features, module, size), ops.concat(coeffs, 2)], 1)
+    return [detections, _proto(features[0], c["proto"])]
+
+
+HEADS = {"DetectionModel": "Detect", "SegmentationModel": "Segment"}
+
+
 def build_detect_model(model: Record, size: tuple[int, int] = (640, 640)) -> ov.Model:
-    """The OpenVINO model of a YOLOv8 ``DetectionModel`` record for an input of ``size``
-    (width, height; multiples of the largest stride)."""
-    if model.qualname.rsplit(".", 1)[-1] != "DetectionModel":
-        raise ModelStoreError(f"not a YOLOv8 detection model: {model.qualname}")
+    """The OpenVINO model of a YOLOv8 ``DetectionModel`` or ``SegmentationModel`` record for
+    an input of ``size`` (width, height; multiples of the largest stride): outputs ``output0``
+    (and ``output1``, the prototypes, for segmentation), as a YOLOv8 export names them."""
+    head = HEADS.get(_kind(model))
+    if head is None:
+        raise ModelStoreError(f"not a YOLOv8 detection or segmentation model: {model.qualname}")
     width, height = size
     if width % 32 or height % 32:
         raise ModelStoreError(f"input size {size} must be multiples of 32")
@@ -157,6 +220,7 @@ def build_detect_model(model: Record, size: tuple[int, int] = (640, 640)) -> ov.
     layers = list(_children(_children(model)["model"]).values())
     outputs: list[Node] = []
     x: Node = image
+    results: list[Node] = []
     for layer in layers:
         source = layer.state.get("f", -1)
         if isinstance(source, int):
@@ -174,22 +238,50 @@ def build_detect_model(model: Record, size: tuple[int, int] = (640, 640)) -> ov.
             x = _upsample(inputs, layer)
         elif kind == "Concat":
             x = ops.concat(inputs, int(layer.state.get("d", 1)))
-        elif kind == "Detect":
+        elif kind == head == "Detect":
             x = _detect(inputs, layer, size)
+            results = [x]
+        elif kind == head == "Segment":
+            results = _segment(inputs, layer, size)
+            x = results[0]
         else:
             raise ModelStoreError(f"unsupported YOLOv8 layer {layer.qualname}")
         outputs.append(x)
-    result = ops.result(x)
-    return ov.Model([result], [image], "yolov8")
+    if not results:
+        raise ModelStoreError(f"the model has no {head} head")
+    for i, node in enumerate(results):
+        node.output(0).get_tensor().set_names({f"output{i}"})
+    name = "yolov8-seg" if head == "Segment" else "yolov8"
+    return ov.Model([ops.result(r) for r in results], [image], name)
 
 
-def convert_checkpoint(path: Path, input_size: Any = (640, 640)) -> ov.Model:
-    """A YOLOv8 ``.pt`` checkpoint as an OpenVINO model for ``input_size`` (width, height)."""
+def checkpoint_family(model: ov.Model) -> str:
+    """The adapter family that reads a converted model: ``yolov8`` or ``yolov8-seg``."""
+    return "yolov8-seg" if len(model.outputs) == 2 else "yolov8"
+
+
+def convert_checkpoint(
+    path: Path, input_size: Any = (640, 640), family: str | None = None
+) -> ov.Model:
+    """A YOLOv8 ``.pt`` checkpoint as an OpenVINO model for ``input_size`` (width, height).
+
+    The weights are the EMA ones where the checkpoint has them (a training ``last.pt``), else
+    ``model``, as ultralytics loads it. With ``family``, a checkpoint of the other task (a
+    segmentation model configured as ``yolov8`` or a detector as ``yolov8-seg``) is an error.
+    """
     from obscura.zoo.torch_pickle import load_checkpoint
 
     checkpoint = load_checkpoint(path)
-    model = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    model = (
+        (checkpoint.get("ema") or checkpoint.get("model")) if isinstance(checkpoint, dict) else None
+    )
     if not isinstance(model, Record):
         raise ModelStoreError(f"{path}: no model in the checkpoint")
     width, height = input_size
-    return build_detect_model(model, (int(width), int(height)))
+    converted = build_detect_model(model, (int(width), int(height)))
+    found = checkpoint_family(converted)
+    if family is not None and family != found:
+        raise ModelStoreError(
+            f"{path}: a {_kind(model)} checkpoint is read as family {found}, not {family}"
+        )
+    return converted
