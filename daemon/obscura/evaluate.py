@@ -4,6 +4,11 @@ Annotation format: ``{"image.jpg": [{"label": "face" | "plate" | "person" | "veh
 "bbox": [x1, y1, x2, y2], "difficult": bool?}, ...]}``. Detections matching a difficult object
 count neither way; the others are matched greedily, best score first.
 
+Recall is also broken down by object width (``by_width``: under 15 px, 15-40, 40-80, 80-160,
+160 and over) and by every other string field an object carries (``by_style`` for
+``"style": "eu"``, ``by_type`` for ``"type": "car"`` ...), so that a benchmark can say where
+a model fails. ``source`` and ``note`` fields are provenance, not groups.
+
 An optional metadata file (``annotations_meta.json`` beside the annotations is used when it
 exists) says which labels are complete per image: ``{"public": {"image.jpg":
 {"complete_labels": ["face", ...]}}}``. Classes not labelled completely in an image are not
@@ -12,6 +17,7 @@ scored there at all.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -30,11 +36,40 @@ _LABELS = {"face": ObjectClass.FACE, "plate": ObjectClass.LICENSE_PLATE,
            "vehicle": ObjectClass.VEHICLE}  # fmt: skip
 
 
+WIDTH_BUCKETS = (15, 40, 80, 160)  # px edges of the by_width groups
+_NOT_GROUPS = frozenset({"label", "bbox", "difficult", "source", "note"})
+
+
+def width_bucket(width: float) -> str:
+    """The ``by_width`` group of an object ``width`` px wide: "<15", "15-40", ..., "160+"."""
+    edges = WIDTH_BUCKETS
+    if width < edges[0]:
+        return f"<{edges[0]}"
+    for low, high in itertools.pairwise(edges):
+        if width < high:
+            return f"{low}-{high}"
+    return f"{edges[-1]}+"
+
+
 @dataclass(frozen=True)
 class GroundTruth:
     xyxy: FloatArray
     difficult: np.ndarray[Any, np.dtype[np.bool_]]
     complete: bool = True
+    # Per object: its string fields (style, type ...), the groups its recall is reported in.
+    tags: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass
+class GroupCounts:
+    """Recall of one group of objects (those of one width bucket, style, ...)."""
+
+    objects: int = 0
+    found: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        recall = round(self.found / self.objects, 4) if self.objects else None
+        return {"objects": self.objects, "found": self.found, "recall": recall}
 
 
 @dataclass
@@ -42,6 +77,17 @@ class ClassCounts:
     tp: int = 0
     fp: int = 0
     fn: int = 0
+    # group kind ("width", "style" ...) -> group value -> counts
+    groups: dict[str, dict[str, GroupCounts]] = field(default_factory=dict)
+
+    def add(self, other: ClassCounts) -> None:
+        self.tp, self.fp, self.fn = self.tp + other.tp, self.fp + other.fp, self.fn + other.fn
+        for kind, groups in other.groups.items():
+            mine = self.groups.setdefault(kind, {})
+            for value, counts in groups.items():
+                total = mine.setdefault(value, GroupCounts())
+                total.objects += counts.objects
+                total.found += counts.found
 
     @property
     def recall(self) -> float | None:
@@ -55,8 +101,21 @@ class ClassCounts:
         def r(v: float | None) -> float | None:
             return None if v is None else round(v, 4)
 
-        return {"objects": self.tp + self.fn, "tp": self.tp, "fp": self.fp, "fn": self.fn,
-                "recall": r(self.recall), "precision": r(self.precision)}  # fmt: skip
+        out: dict[str, Any] = {
+            "objects": self.tp + self.fn, "tp": self.tp, "fp": self.fp, "fn": self.fn,
+            "recall": r(self.recall), "precision": r(self.precision),
+        }  # fmt: skip
+        for kind, groups in sorted(self.groups.items()):
+            ordered = sorted(groups.items(), key=lambda kv: _group_order(kind, kv[0]))
+            out[f"by_{kind}"] = {value: counts.as_dict() for value, counts in ordered}
+        return out
+
+
+def _group_order(kind: str, value: str) -> tuple[float, str]:
+    if kind == "width":
+        digits = value.strip("<+").split("-")[0]
+        return (float(digits) - (0.5 if value.startswith("<") else 0.0), value)
+    return (0.0, value)
 
 
 @dataclass
@@ -110,6 +169,15 @@ def match(det: FloatArray, scores: FloatArray, gt: GroundTruth, iou: float = 0.5
         elif ious[i][gt.difficult].max(initial=0.0) < iou:
             counts.fp += 1
     counts.fn = int((~taken & ~gt.difficult).sum())
+    widths = gt.xyxy[:, 2] - gt.xyxy[:, 0]
+    for k in np.flatnonzero(~gt.difficult).tolist():
+        tags = {"width": width_bucket(float(widths[k]))}
+        if k < len(gt.tags):
+            tags.update(gt.tags[k])
+        for kind, value in tags.items():
+            group = counts.groups.setdefault(kind, {}).setdefault(value, GroupCounts())
+            group.objects += 1
+            group.found += int(taken[k])
     return counts
 
 
@@ -142,23 +210,27 @@ def load_annotations(
     complete = _complete_labels(_read_json(meta_path)) if meta_path else {}
     out: dict[str, dict[ObjectClass, GroundTruth]] = {}
     for image, objects in raw.items():
-        per_class: dict[ObjectClass, tuple[list[list[float]], list[bool]]] = {
-            c: ([], []) for c in ObjectClass
+        per_class: dict[ObjectClass, tuple[list[list[float]], list[bool], list[dict[str, str]]]] = {
+            c: ([], [], []) for c in ObjectClass
         }
         for obj in objects:
             label = obj.get("label")
             if label not in _LABELS:
                 raise InvalidInput(f"{path}: {image}: unknown label {label!r}")
-            boxes, difficult = per_class[_LABELS[label]]
+            boxes, difficult, tags = per_class[_LABELS[label]]
             boxes.append([float(v) for v in obj["bbox"]])
             difficult.append(bool(obj.get("difficult", False)))
+            tags.append(
+                {k: v for k, v in obj.items() if k not in _NOT_GROUPS and isinstance(v, str)}
+            )
         out[image] = {
             c: GroundTruth(
                 np.asarray(b, dtype=np.float32).reshape(-1, 4),
                 np.asarray(d, dtype=bool),
                 c in complete.get(image, set(ObjectClass)),
+                tuple(t),
             )
-            for c, (b, d) in per_class.items()
+            for c, (b, d, t) in per_class.items()
         }
     return out
 
@@ -181,11 +253,34 @@ def evaluate(
                 continue
             picked = det.class_ids == int(cls)
             counts = match(det.xyxy[picked], det.scores[picked], truth[cls])
-            total = report.classes[cls]
-            total.tp, total.fp, total.fn = (
-                total.tp + counts.tp,
-                total.fp + counts.fp,
-                total.fn + counts.fn,
-            )
+            report.classes[cls].add(counts)
             report.per_image[name][cls.label] = {"tp": counts.tp, "fp": counts.fp, "fn": counts.fn}
     return report
+
+
+def report_table(report: Mapping[str, Any]) -> str:
+    """A report (``EvalReport.as_dict()``) as text: per class its totals, then recall by width
+    and by each annotated field."""
+    lines = [f"IoU {report['iou']}, {report['images']} images, "
+             f"{report['latency_ms']['mean']:.1f} ms per image (mean)"]  # fmt: skip
+    for label, row in report["classes"].items():
+        if not row["objects"] and not row["fp"]:
+            continue
+        lines.append("")
+        lines.append(
+            f"{label}: recall {_fmt(row['recall'])} ({row['tp']}/{row['objects']}), "
+            f"precision {_fmt(row['precision'])} ({row['fp']} false positives)"
+        )
+        for key, groups in row.items():
+            if not key.startswith("by_"):
+                continue
+            lines.append(f"  by {key[3:]}:")
+            for value, g in groups.items():
+                lines.append(
+                    f"    {value:<12} {_fmt(g['recall']):>6}  ({g['found']}/{g['objects']})"
+                )
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -48,11 +48,16 @@ class DetectorConfig:
     face_model: str | None = "centerface"
     object_model: str | None = "nanodet-m"
     plate_model: str | None = "ccpd-plates"
+    # More plate models run alongside plate_model, their boxes merged by NMS (an ensemble).
+    plate_ensemble: tuple[str, ...] = ()
     segmentation_model: str | None = "selfie-segmentation"
     thresholds: Mapping[ObjectClass, float] = field(
         default_factory=lambda: dict(DEFAULT_THRESHOLDS)
     )
     nms_iou: Mapping[ObjectClass, float] = field(default_factory=dict)
+    # Per model (by name): the least score its detections need, on top of the class threshold;
+    # models of one class in an ensemble are rarely calibrated alike.
+    model_thresholds: Mapping[str, float] = field(default_factory=dict)
     model_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Tiling: the model also runs on overlapping tiles of frames larger than a tile, so that
     # small objects keep their pixels. Costs one inference per tile.
@@ -72,6 +77,11 @@ class DetectorConfig:
         for cls, value in self.thresholds.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"threshold for {cls.label} must be in 0..1, got {value}")
+        for name, value in self.model_thresholds.items():
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"model_thresholds.{name} must be in 0..1, got {value}")
+        if self.plate_model is None and self.plate_ensemble:
+            raise ConfigError("plate_ensemble needs a plate_model to run alongside")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ConfigError(f"tile_overlap must be in 0..1, got {self.tile_overlap}")
         if not 0.0 <= self.score_floor <= 1.0:
@@ -100,6 +110,11 @@ class Detector:
         self.faces = self._load(cfg.face_model, {ObjectClass.FACE})
         self.objects = self._load(cfg.object_model, {ObjectClass.PERSON, ObjectClass.VEHICLE})
         self.plates = self._load(cfg.plate_model, {ObjectClass.LICENSE_PLATE})
+        self.plate_ensemble = [
+            loaded
+            for name in cfg.plate_ensemble
+            if (loaded := self._load(name, {ObjectClass.LICENSE_PLATE})) is not None
+        ]
         self.segmenter: SegmentationAdapter | None = None
         if cfg.segmentation_model and cfg.person_masks:
             spec = store.spec(cfg.segmentation_model)
@@ -138,7 +153,8 @@ class Detector:
 
     @property
     def loaded_models(self) -> list[ModelSpec]:
-        specs = [m.spec for m in (self.faces, self.objects, self.plates) if m is not None]
+        models = (self.faces, self.objects, self.plates, *self.plate_ensemble)
+        specs = [m.spec for m in models if m is not None]
         if self.segmenter is not None and self.config.segmentation_model:
             specs.append(self.store.spec(self.config.segmentation_model))
         return specs
@@ -185,8 +201,7 @@ class Detector:
                 parts.append(self._run(self.faces, image, cut, tiled=self.config.face_tiles))
         if ObjectClass.LICENSE_PLATE in wanted and self.plates is not None:
             vehicles = objects[objects.class_ids == ObjectClass.VEHICLE]
-            with clock(self.plates.spec.name):
-                parts.append(self._plates(image, vehicles, cut))
+            parts.append(self._plates(image, vehicles, cut, clock))
         if ObjectClass.PERSON in wanted:
             persons = objects[objects.class_ids == ObjectClass.PERSON]
             if self.segmenter is not None and len(persons):
@@ -208,6 +223,7 @@ class Detector:
         if not len(mapped):
             return mapped
         floor = np.array([cut[ObjectClass(c)] for c in mapped.class_ids], dtype=np.float32)
+        floor = np.maximum(floor, self.config.model_thresholds.get(model.spec.name, 0.0))
         mapped = mapped[mapped.scores >= floor]
         # Several model classes may map to one (car, truck -> vehicle): one box per object.
         iou = model.adapter.config.nms_iou
@@ -231,38 +247,57 @@ class Detector:
         return found
 
     def _plates(
-        self, image: ImageArray, vehicles: Detections, cut: Mapping[ObjectClass, float]
+        self,
+        image: ImageArray,
+        vehicles: Detections,
+        cut: Mapping[ObjectClass, float],
+        clock: _Clock,
     ) -> Detections:
+        """Plates on the full frame and on padded crops of the vehicles found, by every plate
+        model; one box per plate."""
         assert self.plates is not None
-        adapter = self.plates.adapter
-        parts = [self._mapped(self.plates, adapter.detect(image), cut)]
-        if self.config.plate_on_vehicles and len(vehicles):
-            sides = np.minimum(
-                vehicles.xyxy[:, 2] - vehicles.xyxy[:, 0], vehicles.xyxy[:, 3] - vehicles.xyxy[:, 1]
-            )
-            order = np.argsort(-vehicles.scores)
-            order = order[sides[order] >= self.config.min_vehicle_side][
-                : self.config.max_vehicle_crops
-            ]
-            h, w = image.shape[:2]
-            for x1, y1, x2, y2 in vehicles.xyxy[order]:
-                pad_x, pad_y = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
-                cx1, cy1 = max(0, math.floor(x1 - pad_x)), max(0, math.floor(y1 - pad_y))
-                cx2, cy2 = min(w, math.ceil(x2 + pad_x)), min(h, math.ceil(y2 + pad_y))
-                crop = image[cy1:cy2, cx1:cx2]
-                # Small vehicles are scaled up to the plate model's input: small plates get pixels.
-                scale = max(adapter.config.input_size) / max(crop.shape[:2])
-                if scale > 1.0:
-                    crop = np.asarray(
-                        cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR),
-                        dtype=np.uint8,
-                    )
-                else:
-                    scale = 1.0
-                found = self._mapped(self.plates, adapter.detect(crop), cut)
-                found = Detections(found.xyxy / scale, found.scores, found.class_ids)
-                parts.append(self._offset(found, cx1, cy1))
-        return _merge(parts, adapter.config.nms_iou)
+        crops = self._vehicle_crops(image, vehicles) if self.config.plate_on_vehicles else []
+        parts = []
+        for model in (self.plates, *self.plate_ensemble):
+            adapter = model.adapter
+            with clock(model.spec.name):
+                parts.append(self._mapped(model, adapter.detect(image), cut))
+                for x, y, crop in crops:
+                    # Small vehicles are scaled up to the model's input: small plates get pixels.
+                    scale = max(adapter.config.input_size) / max(crop.shape[:2])
+                    view = crop
+                    if scale > 1.0:
+                        view = np.asarray(
+                            cv2.resize(
+                                crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR
+                            ),
+                            dtype=np.uint8,
+                        )
+                    else:
+                        scale = 1.0
+                    found = self._mapped(model, adapter.detect(view), cut)
+                    found = Detections(found.xyxy / scale, found.scores, found.class_ids)
+                    parts.append(self._offset(found, x, y))
+        return _merge(parts, self.plates.adapter.config.nms_iou)
+
+    def _vehicle_crops(
+        self, image: ImageArray, vehicles: Detections
+    ) -> list[tuple[int, int, ImageArray]]:
+        """Padded crops of the most confident vehicles large enough to carry a plate."""
+        if not len(vehicles):
+            return []
+        xyxy = vehicles.xyxy
+        sides = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
+        order = np.argsort(-vehicles.scores)
+        order = order[sides[order] >= self.config.min_vehicle_side][: self.config.max_vehicle_crops]
+        h, w = image.shape[:2]
+        crops = []
+        for x1, y1, x2, y2 in xyxy[order]:
+            pad_x, pad_y = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
+            cx1, cy1 = max(0, math.floor(x1 - pad_x)), max(0, math.floor(y1 - pad_y))
+            cx2, cy2 = min(w, math.ceil(x2 + pad_x)), min(h, math.ceil(y2 + pad_y))
+            crops.append((cx1, cy1, image[cy1:cy2, cx1:cx2]))
+        return crops
 
     @staticmethod
     def _offset(det: Detections, x: int, y: int) -> Detections:
