@@ -136,15 +136,20 @@ def pyplatex_checkpoint(model_store: ModelStore) -> Path:
 
 
 @pytest.mark.models
+@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
 @pytest.mark.parametrize("case", ["random", "photo"])
-def test_pyplatex_matches_ultralytics(pyplatex_checkpoint: Path, data_dir: Path, case: str) -> None:
+def test_pyplatex_matches_ultralytics(
+    pyplatex_checkpoint: Path, data_dir: Path, case: str, static: bool
+) -> None:
+    """Converted for 640x640, or for any size (height and width dynamic, the anchors computed
+    in the graph: what the store saves) and run at 640x640."""
     ref = reference("pyplatex")
     x = (
         random_input(int(ref["seed"]), 640, 640)
         if case == "random"
         else photo_input(data_dir, str(ref["photo_canvas_sha256"]))
     )
-    model = convert_checkpoint(pyplatex_checkpoint, (640, 640), "yolov8")
+    model = convert_checkpoint(pyplatex_checkpoint, (640, 640) if static else None, "yolov8")
     out = infer_f32(model, x)
     assert list(out) == ["output0"]
     expected = ref[case]
@@ -175,13 +180,15 @@ def test_the_stored_pyplatex_ir_matches_ultralytics(
 # --- tiny random checkpoints of our own: several classes, and the segmentation head -----------
 
 
+@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
 @pytest.mark.parametrize(
     ("name", "family"), [("tiny_detect", "yolov8"), ("tiny_seg", "yolov8-seg")]
 )
-def test_tiny_checkpoints_match_ultralytics(name: str, family: str) -> None:
+def test_tiny_checkpoints_match_ultralytics(name: str, family: str, static: bool) -> None:
     ref = reference(name)
     width, height = (int(v) for v in ref["input_size"])
-    model = convert_checkpoint(DATA / f"{name}.pt", (width, height), family)
+    size = (width, height) if static else None
+    model = convert_checkpoint(DATA / f"{name}.pt", size, family)
     out = infer_f32(model, random_input(int(ref["seed"]), width, height))
     expected = [ref[k] for k in sorted(k for k in ref if k.startswith("output"))]
     assert list(out) == [f"output{i}" for i in range(len(expected))]

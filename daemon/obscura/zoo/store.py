@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 Status = Literal["ready", "missing", "corrupt", "local"]
 _CONVERTER_VERSION = "1"
+# A format whose conversion changed keys its models' cache anew (the others keep theirs):
+# yolov8-pt 2 = height and width dynamic.
+_FORMAT_VERSIONS = {"yolov8-pt": "2"}
 
 
 def default_cache_dir() -> Path:
@@ -85,7 +88,11 @@ class ModelStore:
             raise ModelStoreError(f"model {spec.name!r} is a local file, not a registry model")
         key = hashlib.sha256(
             json.dumps(
-                [spec.source.describe(), [f.sha256 for f in spec.source.files], _CONVERTER_VERSION]
+                [
+                    spec.source.describe(),
+                    [f.sha256 for f in spec.source.files],
+                    _CONVERTER_VERSION + _FORMAT_VERSIONS.get(spec.format, ""),
+                ]
             ).encode()
         ).hexdigest()[:12]
         return self.cache_dir / spec.name / f"{spec.source.version}-{key}"
@@ -133,9 +140,10 @@ class ModelStore:
     def _imported(self, spec: ModelSpec) -> Path:
         """The IR of a user's YOLOv8 checkpoint (detection, or segmentation for family
         ``yolov8-seg``), converted once (read without torch, nothing in the file runs) and
-        cached by the checkpoint's checksum."""
+        cached by the checkpoint's checksum. The IR takes any input size (multiples of 32)."""
         assert spec.path is not None
-        target = self.cache_dir / "imported" / f"{spec.name}-{sha256_of(spec.path)[:16]}"
+        digest = sha256_of(spec.path)[:16]
+        target = self.cache_dir / "imported" / f"{spec.name}-{spec.family}-{digest}"
         xml = target / "model.xml"
         if xml.exists():
             return xml
@@ -143,9 +151,7 @@ class ModelStore:
 
         from obscura.zoo.yolov8_graph import convert_checkpoint
 
-        model = convert_checkpoint(
-            spec.path, spec.options.get("input_size", (640, 640)), spec.family
-        )
+        model = convert_checkpoint(spec.path, None, spec.family)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".import-") as tmp:
             ov.save_model(model, str(Path(tmp) / "model.xml"), compress_to_fp16=True)
@@ -473,9 +479,7 @@ def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path
     elif spec.format == "yolov8-pt":  # read without torch, rebuilt with OpenVINO's opset API
         from obscura.zoo.yolov8_graph import convert_checkpoint
 
-        model = convert_checkpoint(
-            sources[0], spec.options.get("input_size", (640, 640)), spec.family
-        )
+        model = convert_checkpoint(sources[0], None, spec.family)
     elif spec.format == "tflite":
         from obscura.zoo.tflite import convert_tflite
 

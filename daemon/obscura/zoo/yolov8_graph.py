@@ -156,22 +156,44 @@ def _flatten(x: Node) -> Node:
     return ops.reshape(x, ops.constant(np.array([1, 0, -1], np.int64)), True)
 
 
-def _detect(features: list[Node], module: Record, size: tuple[int, int]) -> Node:
+def _grid(feature: Node, stride: float, size: tuple[int, int] | None) -> tuple[Node, Node]:
+    """Anchor centres [2, H * W] (x, y in grid cells) and strides [H * W] of one level: constants
+    for a fixed input ``size``, computed from the feature's shape for a dynamic one."""
+    if size is not None:
+        width, height = size
+        gh, gw = int(height // stride), int(width // stride)
+        ys, xs = np.meshgrid(np.arange(gh) + 0.5, np.arange(gw) + 0.5, indexing="ij")
+        return (
+            ops.constant(_f32(np.stack([xs.reshape(-1), ys.reshape(-1)]))),
+            ops.constant(np.full(gh * gw, stride, np.float32)),
+        )
+    shape = ops.shape_of(feature, "i64")
+    hw = ops.gather(shape, ops.constant(np.array([2, 3], np.int64)), 0)
+    h = ops.gather(shape, ops.constant(np.int64(2)), 0)
+    w = ops.gather(shape, ops.constant(np.int64(3)), 0)
+    half = np.float32(0.5)
+    ys = ops.add(ops.range(np.int64(0), h, np.int64(1), "f32"), half)
+    xs = ops.add(ops.range(np.int64(0), w, np.int64(1), "f32"), half)
+    flat = ops.constant(np.array([1, -1], np.int64))
+    gx = ops.reshape(ops.broadcast(ops.unsqueeze(xs, 0), hw), flat, False)
+    gy = ops.reshape(ops.broadcast(ops.unsqueeze(ys, 1), hw), flat, False)
+    count = ops.reduce_prod(hw, [0], True)
+    return ops.concat([gx, gy], 0), ops.broadcast(ops.constant(np.float32(stride)), count)
+
+
+def _detect(features: list[Node], module: Record, size: tuple[int, int] | None) -> Node:
     """ultralytics Detect, decoded: [1, 4 + classes, anchors] (the export's output)."""
     c = _children(module)
     reg_max = int(module.state.get("reg_max", 16))
     strides = [float(s) for s in np.asarray(module.state["stride"]).reshape(-1)]
     levels, anchors, stride_row = [], [], []
-    width, height = size
     for i, feature in enumerate(features):
         box = _sequential(feature, _children(c["cv2"])[str(i)])
         cls = _sequential(feature, _children(c["cv3"])[str(i)])
         levels.append(_flatten(ops.concat([box, cls], 1)))
-        s = strides[i]
-        gh, gw = int(height // s), int(width // s)
-        ys, xs = np.meshgrid(np.arange(gh) + 0.5, np.arange(gw) + 0.5, indexing="ij")
-        anchors.append(np.stack([xs.reshape(-1), ys.reshape(-1)]))
-        stride_row.append(np.full(gh * gw, s))
+        grid, stride = _grid(feature, strides[i], size)
+        anchors.append(grid)
+        stride_row.append(stride)
     pred = ops.concat(levels, 2)  # [1, 4 * reg_max + classes, anchors]
     n_box = 4 * reg_max
     parts = ops.variadic_split(pred, 1, ops.constant(np.array([n_box, -1], np.int64)))
@@ -181,17 +203,21 @@ def _detect(features: list[Node], module: Record, size: tuple[int, int]) -> Node
     weights = _f32(_children(c["dfl"])["conv"].state["_parameters"]["weight"]).reshape(1, 1, -1, 1)
     dist = ops.reduce_sum(ops.multiply(ops.softmax(dist, 2), ops.constant(weights)), [2], False)
     lt_rb = ops.split(dist, 1, 2)  # [1, 2, N] each: left-top, right-bottom distances
-    grid = ops.constant(_f32(np.concatenate(anchors, 1))[None])
+    grid = ops.unsqueeze(ops.concat(anchors, 1), 0)
     x1y1 = ops.subtract(grid, lt_rb.output(0))
     x2y2 = ops.add(grid, lt_rb.output(1))
     centre = ops.multiply(ops.add(x1y1, x2y2), np.float32(0.5))
     wh = ops.subtract(x2y2, x1y1)
-    scale = ops.constant(_f32(np.concatenate(stride_row))[None, None])
+    scale = ops.reshape(
+        ops.concat(stride_row, 0), ops.constant(np.array([1, 1, -1], np.int64)), False
+    )
     boxes = ops.multiply(ops.concat([centre, wh], 1), scale)
     return ops.concat([boxes, ops.sigmoid(parts.output(1))], 1)
 
 
-def _segment(features: list[Node], module: Record, size: tuple[int, int]) -> list[Node]:
+def _segment(
+    features: list[Node], module: Record, size: tuple[int, int] | None
+) -> list[Node]:
     """ultralytics Segment: the decoded detections with the mask coefficients appended,
     [1, 4 + classes + masks, anchors], and the prototypes [1, masks, H / 4, W / 4]."""
     c = _children(module)
@@ -206,17 +232,19 @@ def _segment(features: list[Node], module: Record, size: tuple[int, int]) -> lis
 HEADS = {"DetectionModel": "Detect", "SegmentationModel": "Segment"}
 
 
-def build_detect_model(model: Record, size: tuple[int, int] = (640, 640)) -> ov.Model:
+def build_detect_model(model: Record, size: tuple[int, int] | None = None) -> ov.Model:
     """The OpenVINO model of a YOLOv8 ``DetectionModel`` or ``SegmentationModel`` record for
-    an input of ``size`` (width, height; multiples of the largest stride): outputs ``output0``
-    (and ``output1``, the prototypes, for segmentation), as a YOLOv8 export names them."""
+    an input of ``size`` (width, height; multiples of the largest stride), or of any such size
+    (``None``: height and width dynamic, the anchors computed from the feature maps' shapes):
+    outputs ``output0`` (and ``output1``, the prototypes, for segmentation), as a YOLOv8
+    export names them."""
     head = HEADS.get(_kind(model))
     if head is None:
         raise ModelStoreError(f"not a YOLOv8 detection or segmentation model: {model.qualname}")
-    width, height = size
-    if width % 32 or height % 32:
+    if size is not None and (size[0] % 32 or size[1] % 32):
         raise ModelStoreError(f"input size {size} must be multiples of 32")
-    image = ops.parameter([1, 3, height, width], np.float32, name="images")
+    shape = [1, 3, -1, -1] if size is None else [1, 3, size[1], size[0]]
+    image = ops.parameter(shape, np.float32, name="images")
     layers = list(_children(_children(model)["model"]).values())
     outputs: list[Node] = []
     x: Node = image
@@ -261,9 +289,10 @@ def checkpoint_family(model: ov.Model) -> str:
 
 
 def convert_checkpoint(
-    path: Path, input_size: Any = (640, 640), family: str | None = None
+    path: Path, input_size: Any = None, family: str | None = None
 ) -> ov.Model:
-    """A YOLOv8 ``.pt`` checkpoint as an OpenVINO model for ``input_size`` (width, height).
+    """A YOLOv8 ``.pt`` checkpoint as an OpenVINO model for ``input_size`` (width, height), or
+    for any input size (``None``, the default: height and width dynamic).
 
     The weights are the EMA ones where the checkpoint has them (a training ``last.pt``), else
     ``model``, as ultralytics loads it. With ``family``, a checkpoint of the other task (a
@@ -277,8 +306,8 @@ def convert_checkpoint(
     )
     if not isinstance(model, Record):
         raise ModelStoreError(f"{path}: no model in the checkpoint")
-    width, height = input_size
-    converted = build_detect_model(model, (int(width), int(height)))
+    size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
+    converted = build_detect_model(model, size)
     found = checkpoint_family(converted)
     if family is not None and family != found:
         raise ModelStoreError(
