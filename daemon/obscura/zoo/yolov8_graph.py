@@ -215,9 +215,7 @@ def _detect(features: list[Node], module: Record, size: tuple[int, int] | None) 
     return ops.concat([boxes, ops.sigmoid(parts.output(1))], 1)
 
 
-def _segment(
-    features: list[Node], module: Record, size: tuple[int, int] | None
-) -> list[Node]:
+def _segment(features: list[Node], module: Record, size: tuple[int, int] | None) -> list[Node]:
     """ultralytics Segment: the decoded detections with the mask coefficients appended,
     [1, 4 + classes + masks, anchors], and the prototypes [1, masks, H / 4, W / 4]."""
     c = _children(module)
@@ -288,9 +286,7 @@ def checkpoint_family(model: ov.Model) -> str:
     return "yolov8-seg" if len(model.outputs) == 2 else "yolov8"
 
 
-def convert_checkpoint(
-    path: Path, input_size: Any = None, family: str | None = None
-) -> ov.Model:
+def convert_checkpoint(path: Path, input_size: Any = None, family: str | None = None) -> ov.Model:
     """A YOLOv8 ``.pt`` checkpoint as an OpenVINO model for ``input_size`` (width, height), or
     for any input size (``None``, the default: height and width dynamic).
 
