@@ -67,6 +67,9 @@ class DetectorConfig:
     tile_overlap: float = 0.25
     plate_on_vehicles: bool = True
     max_vehicle_crops: int = 8
+    # Each vehicle crop is scaled (up or down) to this long side before the plate models see
+    # it: a plate is about a tenth of its vehicle, so 320 px gives it some 30 px and more.
+    plate_crop_size: int = 320
     min_vehicle_side: int = 48  # px: smaller vehicles cannot carry a plate worth finding
     person_masks: bool = True
     # Models decode down to this score (or the lowest threshold, if lower), so that a request
@@ -86,6 +89,8 @@ class DetectorConfig:
             raise ConfigError(f"tile_overlap must be in 0..1, got {self.tile_overlap}")
         if not 0.0 <= self.score_floor <= 1.0:
             raise ConfigError(f"score_floor must be in 0..1, got {self.score_floor}")
+        if self.plate_crop_size < 32:
+            raise ConfigError(f"plate_crop_size must be >= 32, got {self.plate_crop_size}")
         if self.tile_size < 64:
             raise ConfigError(f"tile_size must be >= 64, got {self.tile_size}")
 
@@ -262,19 +267,7 @@ class Detector:
             adapter = model.adapter
             with clock(model.spec.name):
                 parts.append(self._mapped(model, adapter.detect(image), cut))
-                for x, y, crop in crops:
-                    # Small vehicles are scaled up to the model's input: small plates get pixels.
-                    scale = max(adapter.config.input_size) / max(crop.shape[:2])
-                    view = crop
-                    if scale > 1.0:
-                        view = np.asarray(
-                            cv2.resize(
-                                crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR
-                            ),
-                            dtype=np.uint8,
-                        )
-                    else:
-                        scale = 1.0
+                for x, y, scale, view in crops:
                     found = self._mapped(model, adapter.detect(view), cut)
                     found = Detections(found.xyxy / scale, found.scores, found.class_ids)
                     parts.append(self._offset(found, x, y))
@@ -282,8 +275,9 @@ class Detector:
 
     def _vehicle_crops(
         self, image: ImageArray, vehicles: Detections
-    ) -> list[tuple[int, int, ImageArray]]:
-        """Padded crops of the most confident vehicles large enough to carry a plate."""
+    ) -> list[tuple[int, int, float, ImageArray]]:
+        """Padded crops of the most confident vehicles large enough to carry a plate, each
+        scaled to ``plate_crop_size``: (x, y, scale, crop)."""
         if not len(vehicles):
             return []
         xyxy = vehicles.xyxy
@@ -296,7 +290,13 @@ class Detector:
             pad_x, pad_y = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
             cx1, cy1 = max(0, math.floor(x1 - pad_x)), max(0, math.floor(y1 - pad_y))
             cx2, cy2 = min(w, math.ceil(x2 + pad_x)), min(h, math.ceil(y2 + pad_y))
-            crops.append((cx1, cy1, image[cy1:cy2, cx1:cx2]))
+            crop = image[cy1:cy2, cx1:cx2]
+            scale = self.config.plate_crop_size / max(crop.shape[:2])
+            interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
+            view = np.asarray(
+                cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
+            )
+            crops.append((cx1, cy1, scale, view))
         return crops
 
     @staticmethod
