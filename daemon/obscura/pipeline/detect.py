@@ -24,7 +24,7 @@ from obscura.models.base import ModelAdapter, batched_nms
 from obscura.models.registry import adapter_class
 from obscura.models.segmentation import IMAGE_INPUT as SEGMENTATION_INPUT
 from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
-from obscura.types import Detections, ImageArray, ObjectClass
+from obscura.types import Detections, FloatArray, ImageArray, ObjectClass
 from obscura.zoo.manifest import ModelSpec
 from obscura.zoo.store import ModelStore
 
@@ -70,6 +70,10 @@ class DetectorConfig:
     # Each vehicle crop is scaled (up or down) to this long side before the plate models see
     # it: a plate is about a tenth of its vehicle, so 320 px gives it some 30 px and more.
     plate_crop_size: int = 320
+    # Vehicles found with at least this score are searched for plates (even those under the
+    # vehicle threshold), and so are persons (riders) when plate_crop_riders is on.
+    plate_crop_score: float = 0.15
+    plate_crop_riders: bool = True
     min_vehicle_side: int = 48  # px: smaller vehicles cannot carry a plate worth finding
     person_masks: bool = True
     # Models decode down to this score (or the lowest threshold, if lower), so that a request
@@ -194,19 +198,24 @@ class Detector:
         cut.update(thresholds or {})
         clock = _Clock(timings)
         parts: list[Detections] = []
-        need_vehicles = ObjectClass.VEHICLE in wanted or (
-            ObjectClass.LICENSE_PLATE in wanted and self.config.plate_on_vehicles
-        )
+        crops_wanted = ObjectClass.LICENSE_PLATE in wanted and self.config.plate_on_vehicles
+        need_vehicles = ObjectClass.VEHICLE in wanted or crops_wanted
         objects = Detections()
         if self.objects is not None and (ObjectClass.PERSON in wanted or need_vehicles):
+            # Vehicles (and riders) to search for plates are taken down to plate_crop_score:
+            # a crop costs one small inference, a missed plate is a privacy leak.
+            object_cut = dict(cut)
+            if crops_wanted:
+                for c in (ObjectClass.VEHICLE, ObjectClass.PERSON):
+                    object_cut[c] = min(cut[c], self.config.plate_crop_score)
             with clock(self.objects.spec.name):
-                objects = self._run(self.objects, image, cut, tiled=self.config.object_tiles)
+                objects = self._run(self.objects, image, object_cut, tiled=self.config.object_tiles)
         if ObjectClass.FACE in wanted and self.faces is not None:
             with clock(self.faces.spec.name):
                 parts.append(self._run(self.faces, image, cut, tiled=self.config.face_tiles))
         if ObjectClass.LICENSE_PLATE in wanted and self.plates is not None:
-            vehicles = objects[objects.class_ids == ObjectClass.VEHICLE]
-            parts.append(self._plates(image, vehicles, cut, clock))
+            parts.append(self._plates(image, objects, cut, clock))
+        objects = objects[objects.scores >= _cuts(objects, cut)]
         if ObjectClass.PERSON in wanted:
             persons = objects[objects.class_ids == ObjectClass.PERSON]
             if self.segmenter is not None and len(persons):
@@ -254,14 +263,14 @@ class Detector:
     def _plates(
         self,
         image: ImageArray,
-        vehicles: Detections,
+        objects: Detections,
         cut: Mapping[ObjectClass, float],
         clock: _Clock,
     ) -> Detections:
-        """Plates on the full frame and on padded crops of the vehicles found, by every plate
-        model; one box per plate."""
+        """Plates on the full frame and on padded crops of the vehicles (and riders) found, by
+        every plate model; one box per plate."""
         assert self.plates is not None
-        crops = self._vehicle_crops(image, vehicles) if self.config.plate_on_vehicles else []
+        crops = self._vehicle_crops(image, objects) if self.config.plate_on_vehicles else []
         parts = []
         for model in (self.plates, *self.plate_ensemble):
             adapter = model.adapter
@@ -274,24 +283,41 @@ class Detector:
         return _merge(parts, self.plates.adapter.config.nms_iou)
 
     def _vehicle_crops(
-        self, image: ImageArray, vehicles: Detections
+        self, image: ImageArray, objects: Detections
     ) -> list[tuple[int, int, float, ImageArray]]:
-        """Padded crops of the most confident vehicles large enough to carry a plate, each
-        scaled to ``plate_crop_size``: (x, y, scale, crop)."""
-        if not len(vehicles):
-            return []
-        xyxy = vehicles.xyxy
-        sides = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
-        order = np.argsort(-vehicles.scores)
-        order = order[sides[order] >= self.config.min_vehicle_side][: self.config.max_vehicle_crops]
+        """Padded crops of the most confident vehicles large enough to carry a plate, and of
+        persons not inside one of those (a rider hides the motorcycle from the object model;
+        the box is taken a third lower, where the plate is), each scaled to
+        ``plate_crop_size``: (x, y, scale, crop)."""
+        cfg = self.config
+        kinds = objects.class_ids
+        candidates = (kinds == ObjectClass.VEHICLE) | (
+            (kinds == ObjectClass.PERSON) & cfg.plate_crop_riders
+        )
+        boxes, scores = objects.xyxy[candidates].copy(), objects.scores[candidates]
+        riders = kinds[candidates] == ObjectClass.PERSON
+        boxes[riders, 3] += (boxes[riders, 3] - boxes[riders, 1]) / 3
+        sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        big = sides >= cfg.min_vehicle_side
+        boxes, riders, scores = boxes[big], riders[big], scores[big]
+        # Vehicles first, then riders, each by score; a rider inside a chosen vehicle's box
+        # adds nothing.
+        order = np.lexsort((-scores, riders))
+        chosen: list[int] = []
+        for i in order.tolist():
+            if len(chosen) >= cfg.max_vehicle_crops:
+                break
+            if riders[i] and chosen and _covered(boxes[i], boxes[chosen]) >= 0.7:
+                continue
+            chosen.append(i)
         h, w = image.shape[:2]
         crops = []
-        for x1, y1, x2, y2 in xyxy[order]:
+        for x1, y1, x2, y2 in boxes[chosen]:
             pad_x, pad_y = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
             cx1, cy1 = max(0, math.floor(x1 - pad_x)), max(0, math.floor(y1 - pad_y))
             cx2, cy2 = min(w, math.ceil(x2 + pad_x)), min(h, math.ceil(y2 + pad_y))
             crop = image[cy1:cy2, cx1:cx2]
-            scale = self.config.plate_crop_size / max(crop.shape[:2])
+            scale = cfg.plate_crop_size / max(crop.shape[:2])
             interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
             view = np.asarray(
                 cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
@@ -343,6 +369,21 @@ def _tiles(image: ImageArray, size: int, overlap: float) -> list[tuple[int, int,
         return out
 
     return [(x, y, image[y : y + size, x : x + size]) for y in starts(h) for x in starts(w)]
+
+
+def _cuts(det: Detections, cut: Mapping[ObjectClass, float]) -> FloatArray:
+    """Each detection's class threshold."""
+    out: FloatArray = np.array([cut[ObjectClass(c)] for c in det.class_ids], dtype=np.float32)
+    return out
+
+
+def _covered(box: FloatArray, others: FloatArray) -> float:
+    """The largest share of ``box``'s area inside one of ``others``."""
+    tl = np.maximum(box[:2], others[:, :2])
+    br = np.minimum(box[2:], others[:, 2:])
+    inter = np.clip(br - tl, 0, None).prod(axis=1)
+    area = max(float((box[2:] - box[:2]).prod()), 1e-6)
+    return float(inter.max() / area)
 
 
 def _merge(parts: list[Detections], iou: float) -> Detections:

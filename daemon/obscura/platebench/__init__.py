@@ -1,0 +1,1 @@
+"""The composite licence-plate benchmark: rendered plates on real vehicle photos."""
