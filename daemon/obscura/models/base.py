@@ -36,8 +36,13 @@ class AdapterConfig:
     # Dynamic-shape models only: feed the image at its own aspect ratio (within input_size,
     # each side rounded up to the model's stride) instead of padding it to the full size.
     fit_aspect: bool = False
+    # (width, height) factors applied to every box about its centre: for a model trained on
+    # looser (or tighter) boxes than the objects' outlines, measured once per model.
+    box_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if len(self.box_scale) != 2 or not all(0.2 <= v <= 5.0 for v in self.box_scale):
+            raise ConfigError(f"box_scale must be two factors in 0.2..5, got {self.box_scale}")
         w, h = self.input_size
         if w <= 0 or h <= 0:
             raise ConfigError(f"input_size must be positive, got {self.input_size}")
@@ -188,7 +193,10 @@ class ModelAdapter(ABC, Generic[ConfigT]):
 
     def detect(self, image: ImageArray) -> Detections:
         inputs, meta = self.preprocess(image)
-        return self.postprocess(self.model.infer(inputs), meta)
+        found = self.postprocess(self.model.infer(inputs), meta)
+        if self.config.box_scale == (1.0, 1.0) or not len(found):
+            return found
+        return rescale_boxes(found, self.config.box_scale)
 
     def _finish(
         self, xyxy: FloatArray, scores: FloatArray, class_ids: NDArray[np.int32], meta: Letterbox
@@ -201,6 +209,14 @@ class ModelAdapter(ABC, Generic[ConfigT]):
         det = Detections(boxes, scores[kept], class_ids[kept])
         nonempty = (det.xyxy[:, 2] - det.xyxy[:, 0] >= 1) & (det.xyxy[:, 3] - det.xyxy[:, 1] >= 1)
         return det[nonempty]
+
+
+def rescale_boxes(det: Detections, factors: tuple[float, float]) -> Detections:
+    """``det`` with each box scaled by (width, height) ``factors`` about its centre."""
+    centre = (det.xyxy[:, :2] + det.xyxy[:, 2:]) / 2
+    half = (det.xyxy[:, 2:] - det.xyxy[:, :2]) / 2 * np.asarray(factors, dtype=np.float32)
+    boxes = np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+    return Detections(boxes, det.scores, det.class_ids, det.masks)
 
 
 def fit_to_multiple(

@@ -24,13 +24,19 @@ from obscura.models.base import ModelAdapter, batched_nms
 from obscura.models.registry import adapter_class
 from obscura.models.segmentation import IMAGE_INPUT as SEGMENTATION_INPUT
 from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
-from obscura.types import Detections, FloatArray, ImageArray, ObjectClass
+from obscura.types import Detections, FloatArray, ImageArray, IntArray, ObjectClass
 from obscura.zoo.manifest import ModelSpec
 from obscura.zoo.store import ModelStore
 
 log = logging.getLogger(__name__)
 
 ALL_CLASSES = frozenset(ObjectClass)
+# A plate found in a vehicle crop is at most this share of the vehicle's width (a motorcycle's
+# plate about half); a wider box is the vehicle itself, or a sign behind it.
+MAX_PLATE_SHARE = 0.6
+# Vehicles share a crop when its long side is at most this much longer than each one's own
+# (so every one keeps nearly the scale it would have had alone).
+CROP_SHARING = 1.25
 
 # Recall first: a missed face is the worst failure, a blurred patch of wall the mildest.
 DEFAULT_THRESHOLDS: Mapping[ObjectClass, float] = {
@@ -47,7 +53,7 @@ class DetectorConfig:
 
     face_model: str | None = "centerface"
     object_model: str | None = "nanodet-m"
-    plate_model: str | None = "ccpd-plates"
+    plate_model: str | None = "pyplatex-plates"
     # More plate models run alongside plate_model, their boxes merged by NMS (an ensemble).
     plate_ensemble: tuple[str, ...] = ()
     segmentation_model: str | None = "selfie-segmentation"
@@ -66,7 +72,7 @@ class DetectorConfig:
     tile_size: int = 640
     tile_overlap: float = 0.25
     plate_on_vehicles: bool = True
-    max_vehicle_crops: int = 8
+    max_vehicle_crops: int = 48
     # Each vehicle crop is scaled (up or down) to this long side before the plate models see
     # it: a plate is about a tenth of its vehicle, so 320 px gives it some 30 px and more.
     plate_crop_size: int = 320
@@ -74,7 +80,14 @@ class DetectorConfig:
     # vehicle threshold), and so are persons (riders) when plate_crop_riders is on.
     plate_crop_score: float = 0.15
     plate_crop_riders: bool = True
-    min_vehicle_side: int = 48  # px: smaller vehicles cannot carry a plate worth finding
+    # The most a crop is scaled up (0: always to plate_crop_size): bounds the cost of the
+    # many small vehicles of a busy street at little loss.
+    plate_crop_max_scale: float = 3.0
+    # The most plates kept from one vehicle crop, best first (0: all): a vehicle shows one;
+    # a neighbour's plate in the crop is found in the neighbour's own crop.
+    plates_per_crop: int = 1
+    plate_crop_flip: bool = False
+    min_vehicle_side: int = 24  # px: smaller vehicles cannot carry a plate worth finding
     person_masks: bool = True
     # Models decode down to this score (or the lowest threshold, if lower), so that a request
     # may lower a class's threshold this far without reloading anything.
@@ -100,6 +113,19 @@ class DetectorConfig:
 
     def threshold(self, cls: ObjectClass) -> float:
         return self.thresholds.get(cls, DEFAULT_THRESHOLDS[cls])
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """A crop searched for plates: its place (x, y) and scale in the frame, its pixels, the
+    widest plate it can hold (image px) and how many vehicles it holds."""
+
+    x: int
+    y: int
+    scale: float
+    view: ImageArray
+    widest: float
+    members: int
 
 
 @dataclass
@@ -276,19 +302,46 @@ class Detector:
             adapter = model.adapter
             with clock(model.spec.name):
                 parts.append(self._mapped(model, adapter.detect(image), cut))
-                for x, y, scale, view in crops:
-                    found = self._mapped(model, adapter.detect(view), cut)
-                    found = Detections(found.xyxy / scale, found.scores, found.class_ids)
-                    parts.append(self._offset(found, x, y))
-        return _merge(parts, self.plates.adapter.config.nms_iou)
+                for crop in crops:
+                    found = self._crop_plates(model, crop, cut)
+                    parts.append(self._offset(found, crop.x, crop.y))
+        merged = _merge(parts, self.plates.adapter.config.nms_iou)
+        return merged[_not_nested(merged.xyxy, merged.scores)]
 
-    def _vehicle_crops(
-        self, image: ImageArray, objects: Detections
-    ) -> list[tuple[int, int, float, ImageArray]]:
+    def _crop_plates(
+        self, model: _LoadedDetector, crop: _Crop, cut: Mapping[ObjectClass, float]
+    ) -> Detections:
+        """The plates ``model`` finds in ``crop`` (and in its mirror image, with
+        ``plate_crop_flip``), in the crop's own unscaled pixels."""
+        adapter = model.adapter
+        found = self._mapped(model, adapter.detect(crop.view), cut)
+        if self.config.plate_crop_flip:
+            mirror = self._mapped(model, adapter.detect(crop.view[:, ::-1]), cut)
+            w = float(crop.view.shape[1])
+            boxes = np.stack(
+                [
+                    w - mirror.xyxy[:, 2],
+                    mirror.xyxy[:, 1],
+                    w - mirror.xyxy[:, 0],
+                    mirror.xyxy[:, 3],
+                ],
+                axis=1,
+            )
+            mirror = Detections(boxes.astype(np.float32), mirror.scores, mirror.class_ids)
+            found = _merge([found, mirror], adapter.config.nms_iou)
+        found = found[found.xyxy[:, 2] - found.xyxy[:, 0] <= crop.widest * crop.scale]
+        most = self.config.plates_per_crop * crop.members
+        if most and len(found) > most:
+            found = found[np.argsort(-found.scores)[:most]]
+        return Detections(found.xyxy / crop.scale, found.scores, found.class_ids)
+
+    def _vehicle_crops(self, image: ImageArray, objects: Detections) -> list[_Crop]:
         """Padded crops of the most confident vehicles large enough to carry a plate, and of
         persons not inside one of those (a rider hides the motorcycle from the object model;
         the box is taken a third lower, where the plate is), each scaled to
-        ``plate_crop_size``: (x, y, scale, crop)."""
+        ``plate_crop_size`` (at most ``plate_crop_max_scale`` up). Neighbours whose joint crop
+        is hardly larger than either (a rider and the motorcycle beside, a queue of scooters)
+        share one crop, so that a busy street costs fewer inferences at the same scale."""
         cfg = self.config
         kinds = objects.class_ids
         candidates = (kinds == ObjectClass.VEHICLE) | (
@@ -300,29 +353,48 @@ class Detector:
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         big = sides >= cfg.min_vehicle_side
         boxes, riders, scores = boxes[big], riders[big], scores[big]
+        h, w = image.shape[:2]
+        pad = (boxes[:, 2:] - boxes[:, :2]) * 0.1
+        regions = np.concatenate([boxes[:, :2] - pad, boxes[:, 2:] + pad], axis=1)
+        regions = np.clip(regions, 0, [w, h, w, h])
         # Vehicles first, then riders, each by score; a rider inside a chosen vehicle's box
         # adds nothing.
         order = np.lexsort((-scores, riders))
         chosen: list[int] = []
+        # merged regions: x1, y1, x2, y2, widest plate, members, smallest member's long side
+        groups: list[list[float]] = []
         for i in order.tolist():
-            if len(chosen) >= cfg.max_vehicle_crops:
-                break
             if riders[i] and chosen and _covered(boxes[i], boxes[chosen]) >= 0.7:
                 continue
+            region, widest = regions[i], float(boxes[i, 2] - boxes[i, 0]) * MAX_PLATE_SHARE
+            own = float(max(region[2] - region[0], region[3] - region[1]))
+            for group in groups:
+                union = [min(group[0], region[0]), min(group[1], region[1]),
+                         max(group[2], region[2]), max(group[3], region[3])]  # fmt: skip
+                smallest = min(group[6], own)
+                if max(union[2] - union[0], union[3] - union[1]) <= CROP_SHARING * smallest:
+                    group[:4] = union
+                    group[4] = max(group[4], widest)
+                    group[5] += 1
+                    group[6] = smallest
+                    break
+            else:
+                if len(groups) >= cfg.max_vehicle_crops:
+                    continue
+                groups.append([*region.tolist(), widest, 1.0, own])
             chosen.append(i)
-        h, w = image.shape[:2]
         crops = []
-        for x1, y1, x2, y2 in boxes[chosen]:
-            pad_x, pad_y = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
-            cx1, cy1 = max(0, math.floor(x1 - pad_x)), max(0, math.floor(y1 - pad_y))
-            cx2, cy2 = min(w, math.ceil(x2 + pad_x)), min(h, math.ceil(y2 + pad_y))
-            crop = image[cy1:cy2, cx1:cx2]
+        for x1, y1, x2, y2, widest, members, _ in groups:
+            cx1, cy1 = math.floor(x1), math.floor(y1)
+            crop = image[cy1 : math.ceil(y2), cx1 : math.ceil(x2)]
             scale = cfg.plate_crop_size / max(crop.shape[:2])
+            if cfg.plate_crop_max_scale:
+                scale = min(scale, cfg.plate_crop_max_scale)
             interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
             view = np.asarray(
                 cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
             )
-            crops.append((cx1, cy1, scale, view))
+            crops.append(_Crop(cx1, cy1, scale, view, widest, int(members)))
         return crops
 
     @staticmethod
@@ -384,6 +456,27 @@ def _covered(box: FloatArray, others: FloatArray) -> float:
     inter = np.clip(br - tl, 0, None).prod(axis=1)
     area = max(float((box[2:] - box[:2]).prod()), 1e-6)
     return float(inter.max() / area)
+
+
+def _not_nested(xyxy: FloatArray, scores: FloatArray, share: float = 0.7) -> IntArray:
+    """Indices of the boxes to keep when, of two boxes one of which lies mostly (``share`` of
+    its area) inside the other, only the better-scored one stays: a plate inside a plate is
+    the same plate seen twice (a crop boxed half of a two-line plate), which NMS keeps
+    because their IoU is low."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    area = (xyxy[:, 2:] - xyxy[:, :2]).clip(0).prod(axis=1)
+    for i in order.tolist():
+        if kept:
+            others = xyxy[kept]
+            tl = np.maximum(xyxy[i, :2], others[:, :2])
+            br = np.minimum(xyxy[i, 2:], others[:, 2:])
+            inter = np.clip(br - tl, 0, None).prod(axis=1)
+            smaller = np.minimum(area[i], area[kept])
+            if (inter >= share * np.maximum(smaller, 1e-6)).any():
+                continue
+        kept.append(i)
+    return np.asarray(sorted(kept), dtype=np.int64)
 
 
 def _merge(parts: list[Detections], iou: float) -> Detections:
