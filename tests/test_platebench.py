@@ -34,10 +34,12 @@ def test_a_plate_covers_its_mount_in_the_mounts_perspective() -> None:
     mount = np.array([[100, 50], [200, 60], [200, 90], [100, 80]], np.float32)  # aspect ~3.3
     wide = plate_quad(mount, 4.7, margin=1.0)  # an EU plate: as high, wider
     np.testing.assert_allclose(wide[:, 1].min(), 50 - (60 - 50) * (4.7 / 3.33 - 1) / 2, atol=1)
-    assert wide[:, 0].min() < 100 and wide[:, 0].max() > 200
+    assert wide[:, 0].min() < 100
+    assert wide[:, 0].max() > 200
     square = plate_quad(mount, 1.5, margin=1.0)  # a two-line plate: as wide, taller
     np.testing.assert_allclose([square[0, 0], square[1, 0]], [100, 200], atol=0.5)
-    assert square[0, 1] < 50 and square[3, 1] > 80
+    assert square[0, 1] < 50
+    assert square[3, 1] > 80
     # The mount's edges stay parallel to the plate's: same slope on the top edge.
     slope = (wide[1, 1] - wide[0, 1]) / (wide[1, 0] - wide[0, 0])
     assert slope == pytest.approx(0.1, abs=1e-3)
@@ -59,7 +61,8 @@ def test_the_photo_list_is_complete_and_well_formed() -> None:
     assert {m.vehicle for m in mounts} >= {"car", "motorcycle", "truck"}
     assert {m.view for m in mounts} == {"front", "rear"}
     for name, photo in photos.items():
-        assert photo.sample.source.files and len(photo.sample.source.archive_sha256) == 64, name
+        assert photo.sample.source.files, name
+        assert len(photo.sample.source.archive_sha256) == 64, name
         for m in photo.mounts:
             # clockwise from top-left in image coordinates: positive shoelace area
             x, y = m.quad[:, 0], m.quad[:, 1]
@@ -98,13 +101,16 @@ def test_the_same_seed_rebuilds_the_same_set(tmp_path: Path) -> None:
 def test_the_ground_truth_describes_the_frames(bench: Path) -> None:
     annotations = json.loads((bench / "annotations.json").read_text())
     manifest = json.loads((bench / "manifest.json").read_text())
-    assert len(annotations) == 60 and len(manifest["frames"]) == 60
+    assert len(annotations) == 60
+    assert len(manifest["frames"]) == 60
     plates = [p for objects in annotations.values() for p in objects]
     assert len(plates) >= 300
     for p in plates:
         x1, y1, x2, y2 = p["bbox"]
-        assert 0 <= x1 < x2 <= 1280 and 0 <= y1 < y2 <= 720, p
-        assert p["style"] in PLATE_MM and p["condition"] in ("day", "night", "blur")
+        assert 0 <= x1 < x2 <= 1280, p
+        assert 0 <= y1 < y2 <= 720, p
+        assert p["style"] in PLATE_MM, p
+        assert p["condition"] in ("day", "night", "blur"), p
         assert p.get("difficult", False) == (x2 - x1 < DIFFICULT_WIDTH) or p.get("difficult")
     styles = {p["style"] for p in plates}
     assert styles == set(PLATE_MM)
