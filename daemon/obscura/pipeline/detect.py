@@ -43,7 +43,7 @@ DEFAULT_THRESHOLDS: Mapping[ObjectClass, float] = {
     ObjectClass.FACE: 0.3,
     ObjectClass.PERSON: 0.25,
     ObjectClass.VEHICLE: 0.3,
-    ObjectClass.LICENSE_PLATE: 0.1,
+    ObjectClass.LICENSE_PLATE: 0.2,
 }
 
 
@@ -86,7 +86,6 @@ class DetectorConfig:
     # The most plates kept from one vehicle crop, best first (0: all): a vehicle shows one;
     # a neighbour's plate in the crop is found in the neighbour's own crop.
     plates_per_crop: int = 1
-    plate_crop_flip: bool = False
     min_vehicle_side: int = 24  # px: smaller vehicles cannot carry a plate worth finding
     person_masks: bool = True
     # Models decode down to this score (or the lowest threshold, if lower), so that a request
@@ -311,24 +310,9 @@ class Detector:
     def _crop_plates(
         self, model: _LoadedDetector, crop: _Crop, cut: Mapping[ObjectClass, float]
     ) -> Detections:
-        """The plates ``model`` finds in ``crop`` (and in its mirror image, with
-        ``plate_crop_flip``), in the crop's own unscaled pixels."""
+        """The plates ``model`` finds in ``crop``, in the crop's own unscaled pixels."""
         adapter = model.adapter
         found = self._mapped(model, adapter.detect(crop.view), cut)
-        if self.config.plate_crop_flip:
-            mirror = self._mapped(model, adapter.detect(crop.view[:, ::-1]), cut)
-            w = float(crop.view.shape[1])
-            boxes = np.stack(
-                [
-                    w - mirror.xyxy[:, 2],
-                    mirror.xyxy[:, 1],
-                    w - mirror.xyxy[:, 0],
-                    mirror.xyxy[:, 3],
-                ],
-                axis=1,
-            )
-            mirror = Detections(boxes.astype(np.float32), mirror.scores, mirror.class_ids)
-            found = _merge([found, mirror], adapter.config.nms_iou)
         found = found[found.xyxy[:, 2] - found.xyxy[:, 0] <= crop.widest * crop.scale]
         most = self.config.plates_per_crop * crop.members
         if most and len(found) > most:

@@ -371,24 +371,30 @@ def build(
 
 def write_real_set(photos: Mapping[str, Photo], paths: Mapping[str, Path], out: Path) -> int:
     """The photos as they are, their real plates (the mounts) as ground truth: ``out/images``
-    and ``out/annotations.json``, with ``legible`` (from the mount's note), ``vehicle`` and
-    ``view`` fields. Returns the number of plates."""
+    and ``out/annotations.json``, with ``legible``, ``vehicle`` and ``view`` fields (plates
+    under ``DIFFICULT_WIDTH`` count neither way). Returns the number of plates."""
     (out / "images").mkdir(parents=True)
     annotations: dict[str, list[dict[str, Any]]] = {}
     for name, photo in sorted(photos.items()):
         file = f"{name}{paths[name].suffix.lower()}"
         shutil.copyfile(paths[name], out / "images" / file)
-        annotations[file] = [
-            {
+        objects = []
+        for m in photo.mounts:
+            if not m.real_plate:
+                continue
+            x1, y1 = m.quad.min(axis=0)
+            x2, y2 = m.quad.max(axis=0)
+            obj: dict[str, Any] = {
                 "label": "plate",
-                "bbox": [round(float(v), 1) for v in (*m.quad.min(axis=0), *m.quad.max(axis=0))],
+                "bbox": [round(float(v), 1) for v in (x1, y1, x2, y2)],
                 "legible": "yes" if m.legible else "no",
                 "vehicle": m.vehicle,
                 "view": m.view,
             }
-            for m in photo.mounts
-            if m.real_plate
-        ]
+            if x2 - x1 < DIFFICULT_WIDTH:
+                obj["difficult"] = True
+            objects.append(obj)
+        annotations[file] = objects
     _write_json(out / "annotations.json", annotations)
     _write_json(
         out / "annotations_meta.json",
