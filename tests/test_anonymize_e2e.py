@@ -194,7 +194,9 @@ def test_blacken_changes_exactly_the_masked_pixels(tmp_path: Path, data_dir: Pat
 
 @pytest.mark.parametrize("method", ["blur", "pixelate"])
 def test_methods_change_only_masked_pixels(tmp_path: Path, data_dir: Path, method: str) -> None:
-    run = anonymize(tmp_path, data_dir, {"visp_solvay1927.png": "s.png"}, "-m", method)
+    run = anonymize(
+        tmp_path, data_dir, {"visp_solvay1927.png": "s.png"}, "-a", "face", "-m", method
+    )
     assert run.code == 0, run.stderr
     before = cv2.imread(str(run.inputs / "s.png"))
     after = cv2.imread(str(run.outputs / "s.png"))
@@ -204,7 +206,7 @@ def test_methods_change_only_masked_pixels(tmp_path: Path, data_dir: Path, metho
     assert changed[mask].mean() > 0.8
     meta = json.loads((run.outputs / "s.json").read_text())
     assert len(meta["detections"]) >= 25  # the 1927 Solvay photo: 29 faces
-    assert {d["type_label"] for d in meta["detections"]} == {"face"}  # default: face, plate
+    assert {d["type_label"] for d in meta["detections"]} == {"face"}
 
 
 def test_v26_encoding_scaled_masks_and_detect_mode(tmp_path: Path, data_dir: Path) -> None:

@@ -143,7 +143,7 @@ def test_get_info(client: Client) -> None:
     assert {m.name for m in info.models} == {
         "centerface",
         "nanodet-m",
-        "ccpd-plates",
+        "pyplatex-plates",
         "selfie-segmentation",
     }
     assert set(info.classes) == {"face", "license-plate", "person", "vehicle"}
