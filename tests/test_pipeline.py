@@ -168,3 +168,98 @@ def test_object_tiles_merge_per_class(tmp_path: Path) -> None:
     # The full-frame box (400..600) overlaps neither tile's box; a person and a vehicle each.
     assert sorted(found.class_ids.tolist()).count(int(ObjectClass.PERSON)) == 3
     assert sorted(found.class_ids.tolist()).count(int(ObjectClass.VEHICLE)) == 3
+
+
+def test_neighbouring_vehicles_share_a_crop(tmp_path: Path) -> None:
+    objects = fake([
+        (2, 0.9, 0.10, 0.2, 0.20, 0.6),   # two scooters side by side (80 x 160 px each)...
+        (2, 0.8, 0.12, 0.2, 0.22, 0.6),
+        (2, 0.7, 0.70, 0.2, 0.80, 0.6),   # ...and one across the street
+    ])  # fmt: skip
+    plates = fake([])
+    det = detector(tmp_path, {"objects": objects, "plates": plates, "faces": fake([])})
+    det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    assert len(plates.calls) == 1 + 2  # full frame, the pair, the one across
+
+
+def test_riders_are_searched_unless_inside_a_vehicle(tmp_path: Path) -> None:
+    rider = (1, 0.9, 0.1, 0.1, 0.2, 0.6)  # a person, no vehicle found under them
+    passenger = (1, 0.9, 0.62, 0.3, 0.68, 0.6)  # a person inside the vehicle's box
+    vehicle = (2, 0.9, 0.5, 0.1, 0.9, 0.9)
+    plates = fake([])
+    det = detector(
+        tmp_path,
+        {"objects": fake([rider, passenger, vehicle]), "plates": plates, "faces": fake([])},
+    )
+    det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    assert len(plates.calls) == 1 + 2  # full frame, the vehicle, the rider
+    plates.calls.clear()
+    det = detector(
+        tmp_path,
+        {"objects": fake([rider, passenger, vehicle]), "plates": plates, "faces": fake([])},
+        plate_crop_riders=False,
+    )
+    det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    assert len(plates.calls) == 1 + 1
+
+
+def test_crop_plates_are_one_per_vehicle_and_plate_sized(tmp_path: Path) -> None:
+    objects = fake([(2, 0.9, 0.25, 0.25, 0.75, 0.75)])  # 400 x 200 px at (200, 100)
+    # In every view: a small plate, a weaker second one, and a box as wide as the view.
+    plates = fake([
+        (1, 0.8, 0.45, 0.70, 0.55, 0.75),
+        (1, 0.5, 0.10, 0.70, 0.20, 0.75),
+        (1, 0.7, 0.05, 0.05, 0.95, 0.95),
+    ])  # fmt: skip
+    det = detector(
+        tmp_path, {"objects": objects, "plates": plates, "faces": fake([])}, plate_on_vehicles=True
+    )
+    full = detector(
+        tmp_path,
+        {"objects": objects, "plates": plates, "faces": fake([])},
+        plate_on_vehicles=False,
+    ).detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    found = det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    # The crop adds exactly its best small plate (the wide box is the vehicle itself, the
+    # weaker one a second plate the vehicle cannot have).
+    assert len(found) == len(full) + 1
+    centres = (found.xyxy[:, :2] + found.xyxy[:, 2:]) / 2
+    # crop: the vehicle padded by 10 %: x 160..640, y 80..320; plate at 0.5, 0.725 of it
+    assert np.isclose(centres, [400, 254], atol=3).all(axis=1).any()
+
+
+def test_a_plate_inside_a_better_plate_is_dropped(tmp_path: Path) -> None:
+    plates = fake([
+        (1, 0.9, 0.40, 0.40, 0.60, 0.60),
+        (1, 0.5, 0.45, 0.45, 0.52, 0.52),  # inside the first: the same plate seen twice
+        (1, 0.4, 0.05, 0.05, 0.10, 0.10),  # elsewhere
+    ])  # fmt: skip
+    det = detector(tmp_path, {"objects": fake([]), "plates": plates, "faces": fake([])})
+    found = det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    np.testing.assert_allclose(sorted(found.scores.tolist()), [0.4, 0.9], atol=1e-6)
+
+
+def test_plate_ensemble_with_per_model_thresholds(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    other = tmp_path / "other.xml"
+    other.write_text("<net/>")
+    text = (
+        f'[models.other]\npath = "{other}"\nfamily = "ssd"\n'
+        "classes = { license-plate = [1] }\noptions = { input_size = [300, 300] }\n"
+    )
+    store.models.update(load_manifest(text))
+    main = fake([(1, 0.9, 0.1, 0.1, 0.2, 0.2)])
+    second = fake([(1, 0.6, 0.5, 0.5, 0.6, 0.6), (1, 0.3, 0.7, 0.7, 0.8, 0.8)])
+    config = DetectorConfig(
+        face_model=None,
+        object_model=None,
+        plate_model="plates",
+        plate_ensemble=("other",),
+        model_thresholds={"other": 0.5},
+        segmentation_model=None,
+    )
+    models = {"plates": main, "other": second}
+    det = Detector(store, FakeBackend(models), config)  # type: ignore[arg-type]
+    found = det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+    np.testing.assert_allclose(sorted(found.scores.tolist()), [0.6, 0.9], atol=1e-6)  # 0.3 < 0.5
+    assert [m.name for m in det.loaded_models] == ["plates", "other"]
