@@ -57,6 +57,8 @@ def fake(rows: list[Row]) -> FakeModel:
 
 
 def detector(tmp_path: Path, models: Mapping[str, FakeModel], **options: object) -> Detector:
+    """A detector on fake models; crops are looked at once (no mirror) unless asked."""
+    options.setdefault("plate_crop_flip", False)
     config = DetectorConfig(
         face_model="faces",
         object_model="objects",
@@ -263,3 +265,31 @@ def test_plate_ensemble_with_per_model_thresholds(tmp_path: Path) -> None:
     found = det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
     np.testing.assert_allclose(sorted(found.scores.tolist()), [0.6, 0.9], atol=1e-6)  # 0.3 < 0.5
     assert [m.name for m in det.loaded_models] == ["plates", "other"]
+
+
+@pytest.mark.parametrize(
+    ("plate", "expected"),
+    [
+        # centred in the crop: both looks agree, one box, its score kept
+        ((1, 0.6, 0.45, 0.60, 0.55, 0.70), [(0.6, 400.0)]),
+        # off-centre: the mirror look puts it elsewhere; both kept, each at 0.7 of its score
+        ((1, 0.6, 0.10, 0.60, 0.20, 0.70), [(0.42, 232.0), (0.42, 568.0)]),
+    ],
+)
+def test_mirrored_crops_confirm_or_discount_plates(
+    tmp_path: Path, plate: Row, expected: list[tuple[float, float]]
+) -> None:
+    objects = fake([(2, 0.9, 0.25, 0.25, 0.75, 0.75)])  # 400 x 200 px at (200, 100)
+    crop_plates = fake([plate])
+    models = {"objects": objects, "plates": crop_plates, "faces": fake([])}
+    det = detector(tmp_path, models, plate_crop_flip=True, plates_per_crop=0)
+    (crop,) = det._vehicle_crops(IMAGE, det.detect(IMAGE, {ObjectClass.VEHICLE}))
+    assert det.plates is not None
+    found = det._crop_plates(det.plates, crop, dict.fromkeys(ObjectClass, 0.2))
+    assert len(crop_plates.calls) == 2  # the crop and its mirror image
+    # back in frame pixels: the crop is the vehicle padded by 10 %, from x = 160
+    got = sorted(
+        (round(float(s), 2), round(float((b[0] + b[2]) / 2 + crop.x)))
+        for s, b in zip(found.scores, found.xyxy, strict=True)
+    )
+    assert got == [(s, round(x)) for s, x in sorted(expected)]

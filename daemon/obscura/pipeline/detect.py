@@ -20,6 +20,7 @@ import numpy as np
 
 from obscura.backends import Backend
 from obscura.errors import ConfigError
+from obscura.evaluate import iou_matrix
 from obscura.models.base import ModelAdapter, batched_nms
 from obscura.models.registry import adapter_class
 from obscura.models.segmentation import IMAGE_INPUT as SEGMENTATION_INPUT
@@ -37,6 +38,9 @@ MAX_PLATE_SHARE = 0.6
 # Vehicles share a crop when its long side is at most this much longer than each one's own
 # (so every one keeps nearly the scale it would have had alone).
 CROP_SHARING = 1.25
+# With plate_crop_flip, a plate only one of the two looks at a crop sees keeps this share of
+# its score.
+FLIP_PENALTY = 0.7
 
 # Recall first: a missed face is the worst failure, a blurred patch of wall the mildest.
 DEFAULT_THRESHOLDS: Mapping[ObjectClass, float] = {
@@ -86,6 +90,7 @@ class DetectorConfig:
     # The most plates kept from one vehicle crop, best first (0: all): a vehicle shows one;
     # a neighbour's plate in the crop is found in the neighbour's own crop.
     plates_per_crop: int = 1
+    plate_crop_flip: bool = True  # each crop also mirrored; a plate both looks see is surer
     min_vehicle_side: int = 24  # px: smaller vehicles cannot carry a plate worth finding
     person_masks: bool = True
     # Models decode down to this score (or the lowest threshold, if lower), so that a request
@@ -312,7 +317,26 @@ class Detector:
     ) -> Detections:
         """The plates ``model`` finds in ``crop``, in the crop's own unscaled pixels."""
         adapter = model.adapter
-        found = self._mapped(model, adapter.detect(crop.view), cut)
+        flip = self.config.plate_crop_flip
+        # With two looks, each is taken down to the floor: a faint box the other look
+        # confirms is kept; the class threshold applies once the looks are combined.
+        low = {c: min(v, self.config.score_floor) for c, v in cut.items()} if flip else cut
+        found = self._mapped(model, adapter.detect(crop.view), low)
+        if flip:  # the mirror image too: a second look, other errors
+            mirror = self._mapped(model, adapter.detect(crop.view[:, ::-1]), low)
+            w = float(crop.view.shape[1])
+            back = np.stack(
+                [
+                    w - mirror.xyxy[:, 2],
+                    mirror.xyxy[:, 1],
+                    w - mirror.xyxy[:, 0],
+                    mirror.xyxy[:, 3],
+                ],
+                axis=1,
+            ).astype(np.float32)
+            mirror = Detections(back, mirror.scores, mirror.class_ids)
+            found = _merge([_agreed(found, mirror)], adapter.config.nms_iou)
+            found = found[found.scores >= _cuts(found, cut)]
         found = found[found.xyxy[:, 2] - found.xyxy[:, 0] <= crop.widest * crop.scale]
         most = self.config.plates_per_crop * crop.members
         if most and len(found) > most:
@@ -431,6 +455,42 @@ def _cuts(det: Detections, cut: Mapping[ObjectClass, float]) -> FloatArray:
     """Each detection's class threshold."""
     out: FloatArray = np.array([cut[ObjectClass(c)] for c in det.class_ids], dtype=np.float32)
     return out
+
+
+def _agreed(a: Detections, b: Detections, penalty: float = FLIP_PENALTY) -> Detections:
+    """Two looks at one crop, one box per plate: a box the other look confirms (IoU 0.5) is
+    fused with it (score-weighted mean of the two, the better score), one seen once only
+    keeps ``penalty`` of its score."""
+    if not len(a) or not len(b):
+        only = Detections.concat([a, b])
+        return Detections(only.xyxy, only.scores * np.float32(penalty), only.class_ids)
+    ious = iou_matrix(a.xyxy, b.xyxy)
+    pairs = []
+    used_b: set[int] = set()
+    for i in np.argsort(-a.scores).tolist():
+        row = np.where([j in used_b for j in range(len(b))], -1.0, ious[i])
+        j = int(np.argmax(row))
+        if row[j] >= 0.5:
+            used_b.add(j)
+            pairs.append((i, j))
+    fused_a = {i for i, _ in pairs}
+    boxes, scores, classes = [], [], []
+    for i, j in pairs:
+        wa, wb = float(a.scores[i]), float(b.scores[j])
+        boxes.append((a.xyxy[i] * wa + b.xyxy[j] * wb) / (wa + wb))
+        scores.append(max(wa, wb))
+        classes.append(a.class_ids[i])
+    for d, skip in ((a, fused_a), (b, used_b)):
+        for k in range(len(d)):
+            if k not in skip:
+                boxes.append(d.xyxy[k])
+                scores.append(float(d.scores[k]) * penalty)
+                classes.append(d.class_ids[k])
+    return Detections(
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(scores, np.float32),
+        np.asarray(classes, np.int32),
+    )
 
 
 def _covered(box: FloatArray, others: FloatArray) -> float:
