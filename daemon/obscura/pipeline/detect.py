@@ -345,16 +345,19 @@ class Detector:
 
     def _vehicle_crops(self, image: ImageArray, objects: Detections) -> list[_Crop]:
         """Padded crops of the most confident vehicles large enough to carry a plate, and of
-        persons not inside one of those (a rider hides the motorcycle from the object model;
-        the box is taken a third lower, where the plate is), each scaled to
+        persons not inside one of those in frames with a vehicle (a rider hides the motorcycle
+        from the object model; the box is taken a third lower, where the plate is), each
+        scaled to
         ``plate_crop_size`` (at most ``plate_crop_max_scale`` up). Neighbours whose joint crop
         is hardly larger than either (a rider and the motorcycle beside, a queue of scooters)
         share one crop, so that a busy street costs fewer inferences at the same scale."""
         cfg = self.config
         kinds = objects.class_ids
-        candidates = (kinds == ObjectClass.VEHICLE) | (
-            (kinds == ObjectClass.PERSON) & cfg.plate_crop_riders
-        )
+        vehicles = kinds == ObjectClass.VEHICLE
+        # Riders only where there is traffic: a frame without a vehicle (a crowd, a room)
+        # spends nothing on its persons.
+        riding = cfg.plate_crop_riders and bool(vehicles.any())
+        candidates = vehicles | ((kinds == ObjectClass.PERSON) & riding)
         boxes, scores = objects.xyxy[candidates].copy(), objects.scores[candidates]
         riders = kinds[candidates] == ObjectClass.PERSON
         boxes[riders, 3] += (boxes[riders, 3] - boxes[riders, 1]) / 3
