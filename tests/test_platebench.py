@@ -12,7 +12,7 @@ import pytest
 
 from obscura.backends import create_backend
 from obscura.config import load_config
-from obscura.evaluate import evaluate, load_annotations
+from obscura.evaluate import ClassCounts, evaluate, load_annotations
 from obscura.pipeline.detect import Detector
 from obscura.platebench.build import (
     DIFFICULT_WIDTH,
@@ -128,21 +128,26 @@ def detector(model_store: ModelStore) -> Detector:
     return Detector(model_store, create_backend(config.backend), config.detector)
 
 
+def plate_scores(folder: Path, detector: Detector) -> tuple[ClassCounts, str]:
+    """The default detector's plate counts on an annotated folder, and their JSON (for
+    assertion messages)."""
+    report = evaluate(
+        lambda image: detector.detect(image, {PLATE}),
+        load_annotations(folder / "annotations.json"),
+        folder / "images",
+        [PLATE],
+    )
+    return report.classes[PLATE], json.dumps(report.as_dict()["classes"]["license-plate"])
+
+
 @pytest.mark.models
 def test_default_plates_reach_the_targets_on_the_composite_set(
     bench: Path, detector: Detector
 ) -> None:
     """Recall at IoU 0.5 at least 0.75 overall and 0.5 for plates 15-40 px wide, precision at
     least 0.85 (the benchmark's targets)."""
-    report = evaluate(
-        lambda image: detector.detect(image, {PLATE}),
-        load_annotations(bench / "annotations.json"),
-        bench / "images",
-        [PLATE],
-    )
-    plates = report.classes[PLATE]
+    plates, summary = plate_scores(bench, detector)
     small = plates.groups["width"]["15-40"]
-    summary = json.dumps(report.as_dict()["classes"]["license-plate"])
     assert plates.recall is not None, summary
     assert plates.recall >= 0.75, summary
     assert small.found / small.objects >= 0.5, summary
@@ -152,15 +157,7 @@ def test_default_plates_reach_the_targets_on_the_composite_set(
 
 @pytest.mark.models
 def test_default_plates_find_the_real_plates(bench: Path, detector: Detector) -> None:
-    real = bench / "real"
-    report = evaluate(
-        lambda image: detector.detect(image, {PLATE}),
-        load_annotations(real / "annotations.json"),
-        real / "images",
-        [PLATE],
-    )
-    plates = report.classes[PLATE]
-    summary = json.dumps(report.as_dict()["classes"]["license-plate"])
+    plates, summary = plate_scores(bench / "real", detector)
     assert plates.recall is not None, summary
     assert plates.recall >= 0.8, summary
     legible = plates.groups["legible"]["yes"]

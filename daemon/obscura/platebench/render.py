@@ -767,42 +767,30 @@ def _render_cn(canvas: _Canvas, rng: np.random.Generator, fonts: Mapping[str, Pa
         black = _jitter(rng, (15, 15, 15), 5)
         _rim(canvas, black, inset=2.0, width=1.0, radius=4.0)
         rest = str(_pick(rng, "DF")) + _cn_alnum(rng, 5, int(rng.integers(0, 2)))
-        chars = f"{province}{letter}{rest}"
-        total = 8 * 43 + 6 * 9 + 25
-        mask = _cn_row(
-            canvas,
-            fonts,
-            chars,
-            x0=(canvas.w_mm - total) / 2,
-            char_w=43,
-            gap=9,
-            dot_after=2,
-            dot_gap=25,
-            y0=25,
-            y1=115,
-        )
-        canvas.ink(mask, black)
-        return f"{province}{letter}·{rest}"
-    canvas.fill(_jitter(rng, (12, 62, 170), 10))
-    canvas.radius = float(rng.uniform(4, 6))
-    white = _jitter(rng, (245, 245, 245), 4)
-    _rim(canvas, white, inset=3.0, width=1.6, radius=4.0)
-    rest = _cn_alnum(rng, 5, int(rng.choice(3, p=[0.5, 0.35, 0.15])))
-    chars = f"{province}{letter}{rest}"
-    total = 7 * 45 + 5 * 12 + 34
+        count, char_w, gap, dot_gap, colour = 8, 43, 9, 25, black
+    else:
+        canvas.fill(_jitter(rng, (12, 62, 170), 10))
+        canvas.radius = float(rng.uniform(4, 6))
+        white = _jitter(rng, (245, 245, 245), 4)
+        _rim(canvas, white, inset=3.0, width=1.6, radius=4.0)
+        rest = _cn_alnum(rng, 5, int(rng.choice(3, p=[0.5, 0.35, 0.15])))
+        count, char_w, gap, dot_gap, colour = 7, 45, 12, 34, white
+    total = count * char_w + (count - 2) * gap + dot_gap  # the dot's gap after the 2nd
     mask = _cn_row(
         canvas,
         fonts,
-        chars,
+        f"{province}{letter}{rest}",
         x0=(canvas.w_mm - total) / 2,
-        char_w=45,
-        gap=12,
+        char_w=char_w,
+        gap=gap,
         dot_after=2,
-        dot_gap=34,
+        dot_gap=dot_gap,
         y0=25,
         y1=115,
     )
-    canvas.ink(mask, white)
+    canvas.ink(mask, colour)
+    if count == 8:
+        return f"{province}{letter}·{rest}"
     if rng.random() < 0.5:  # the seal rivets over the top of the 2nd and 6th characters
         _holes(canvas, rng, [(140.0, 12.5), (330.0, 12.5)], 3.2)
     return f"{province}{letter}·{rest}"
