@@ -347,10 +347,10 @@ class Detector:
         """Padded crops of the most confident vehicles large enough to carry a plate, and of
         persons not inside one of those in frames with a vehicle (a rider hides the motorcycle
         from the object model; the box is taken a third lower, where the plate is), each
-        scaled to
-        ``plate_crop_size`` (at most ``plate_crop_max_scale`` up). Neighbours whose joint crop
-        is hardly larger than either (a rider and the motorcycle beside, a queue of scooters)
-        share one crop, so that a busy street costs fewer inferences at the same scale."""
+        scaled to ``plate_crop_size`` (at most ``plate_crop_max_scale`` up). Neighbours whose
+        joint crop is hardly larger than either's own (a rider and the motorcycle beside, a
+        queue of scooters) share one crop, so that a busy street costs fewer inferences at
+        the same scale."""
         cfg = self.config
         kinds = objects.class_ids
         vehicles = kinds == ObjectClass.VEHICLE
