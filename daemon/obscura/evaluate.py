@@ -29,6 +29,7 @@ import numpy as np
 
 from obscura.errors import InvalidInput
 from obscura.imageio import read_image
+from obscura.models.base import iou_matrix
 from obscura.types import Detections, FloatArray, ImageArray, ObjectClass
 
 _LABELS = {"face": ObjectClass.FACE, "plate": ObjectClass.LICENSE_PLATE,
@@ -137,18 +138,6 @@ class EvalReport:
             },
             "per_image": self.per_image,
         }
-
-
-def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Pairwise IoU of boxes ``a`` (n, 4) and ``b`` (m, 4)."""
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(br - tl, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    out: FloatArray = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
-    return out
 
 
 def match(det: FloatArray, scores: FloatArray, gt: GroundTruth, iou: float = 0.5) -> ClassCounts:

@@ -116,6 +116,20 @@ def letterbox(
     return canvas, Letterbox(scale, pad_x, pad_y, w, h, in_w, in_h)
 
 
+def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
+    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(br - tl, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    out: FloatArray = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+    return out
+
+
 def nms(
     xyxy: FloatArray, scores: FloatArray, iou: float, max_detections: int = 0
 ) -> NDArray[np.int64]:

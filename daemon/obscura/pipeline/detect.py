@@ -20,8 +20,7 @@ import numpy as np
 
 from obscura.backends import Backend
 from obscura.errors import ConfigError
-from obscura.evaluate import iou_matrix
-from obscura.models.base import ModelAdapter, batched_nms
+from obscura.models.base import ModelAdapter, batched_nms, iou_matrix
 from obscura.models.registry import adapter_class
 from obscura.models.segmentation import IMAGE_INPUT as SEGMENTATION_INPUT
 from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig

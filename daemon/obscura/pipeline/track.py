@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from obscura.errors import InvalidInput
+from obscura.models.base import iou_matrix
 from obscura.types import Detections, FloatArray
 
 SOURCE_DETECTOR = "detector"
@@ -56,21 +57,6 @@ class Tracked:
     detections: Detections
     track_ids: NDArray[np.int64]
     sources: list[str]
-
-
-def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), dtype=np.float32)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
 
 def greedy_match(iou: FloatArray, least: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
