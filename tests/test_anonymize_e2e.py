@@ -100,7 +100,36 @@ def anonymize(tmp: Path, data_dir: Path, tree: dict[str, str], *args: str) -> Ru
 @pytest.fixture(scope="module")
 def four_class_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Run:
     tmp = tmp_path_factory.mktemp("run")
-    return anonymize(tmp, data_dir, {**TREE, "bytes:not an image": "street/broken.jpg"}, "-a", ALL)
+    return anonymize(
+        tmp,
+        data_dir,
+        {**TREE, "bytes:not an image": "street/broken.jpg"},
+        "-a",
+        ALL,
+        "--save-mask",
+        "all",
+    )
+
+
+def test_masks_are_written_only_when_asked_for(tmp_path: Path, data_dir: Path) -> None:
+    tree = {"deface_city.jpg": "city.jpg", "kpa_movie_face.avi": "movie.avi"}
+    default = anonymize(tmp_path / "default", data_dir, tree)
+    assert default.code == 0, default.stderr
+    assert sorted(p.name for p in default.outputs.iterdir()) == [
+        "city.jpg",
+        "city.json",
+        "movie-0-67.json",
+        "movie.avi",
+    ]
+    both = anonymize(tmp_path / "all", data_dir, tree, "--save-mask", "all")
+    assert both.code == 0, both.stderr
+    masks = sorted(p.name for p in both.outputs.iterdir() if "_mask" in p.name)
+    assert masks == [
+        "city_bin_mask.png",
+        "city_ins_mask.png",
+        "movie_bin_mask.mkv",
+        "movie_ins_mask.mkv",
+    ]
 
 
 def test_outputs_mirror_the_input_tree(four_class_run: Run) -> None:

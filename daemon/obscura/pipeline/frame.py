@@ -5,6 +5,7 @@ The CLI (images and video, in-process) and the daemon run this same code.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from obscura.pipeline.anonymize import Region, anonymize, apply_method, regions_for
+from obscura.pipeline.anonymize import (
+    Region,
+    anonymize,
+    apply_method,
+    covered,
+    draw_order,
+    regions_for,
+)
 from obscura.pipeline.masks import InstanceColours, binary_mask, instance_colours, instance_mask
 from obscura.pipeline.options import AnonymizeOptions, ZoneKind
 from obscura.pipeline.track import TrackerLike
@@ -78,6 +86,12 @@ class FrameResult:
             scale=self.options.mask_scale,
         )
 
+    @functools.cached_property
+    def covered(self) -> list[bool]:
+        """Per detection: whether objects drawn on top of it cover all of its pixels, so that
+        its colour appears nowhere in the instance mask."""
+        return covered(self.regions, draw_order(self.detections))
+
     def detection_records(self, parent: str | int) -> list[dict[str, Any]]:
         """Per-detection metadata, Celantur field names (DESIGN.md section 4)."""
         det = self.detections
@@ -103,6 +117,8 @@ class FrameResult:
                 "type": int(cls),
                 "color": list(self.colours.colours[i]),
             })  # fmt: skip
+            if self.covered[i]:
+                out[-1]["covered_in_mask"] = True
             if self.track_ids is not None and self.sources is not None:
                 out[-1]["source"] = self.sources[i]
                 out[-1]["track_id"] = self.track_ids[i]

@@ -144,7 +144,7 @@ class AnonymizeOptions:
     bbox: bool = False  # boxes for every class (no ellipses, no segmentation masks)
     enlarge: Mapping[ObjectClass, float] = field(default_factory=lambda: dict(DEFAULT_ENLARGE))
     fill_rgb: tuple[int, int, int] = (0, 0, 0)
-    save_mask: SaveMask = SaveMask.ALL
+    save_mask: SaveMask = SaveMask.NONE
     mask_scale: int = 100
     mask_encoding: MaskEncoding = MaskEncoding.CELANTUR
     quality: int = 90

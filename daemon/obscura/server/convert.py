@@ -218,6 +218,7 @@ def metadata_to_proto(meta: Mapping[str, Any]) -> pb.Metadata:
             color=d["color"],
             source=d.get("source", ""),
             track_id=d.get("track_id"),
+            covered_in_mask=d.get("covered_in_mask", False),
         )
     return msg
 
@@ -241,6 +242,7 @@ def metadata_from_proto(msg: pb.Metadata) -> dict[str, Any]:
                 "type_label": d.type_label,
                 "type": d.type,
                 "color": list(d.color),
+                **({"covered_in_mask": True} if d.covered_in_mask else {}),
                 **({"source": d.source, "track_id": d.track_id} if d.source else {}),
             }
             for d in msg.detections

@@ -181,7 +181,7 @@ class AnonymizeRequest(_message.Message):
     def __init__(self, encoded: _Optional[bytes] = ..., raw: _Optional[_Union[RawFrame, _Mapping]] = ..., options: _Optional[_Union[Options, _Mapping]] = ..., frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., name: _Optional[str] = ..., folder: _Optional[str] = ...) -> None: ...
 
 class Detection(_message.Message):
-    __slots__ = ("id", "parent_image", "offset", "bbox", "score", "is_anonymized", "type_label", "type", "color", "source", "track_id")
+    __slots__ = ("id", "parent_image", "offset", "bbox", "score", "is_anonymized", "type_label", "type", "color", "source", "track_id", "covered_in_mask")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_IMAGE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +193,7 @@ class Detection(_message.Message):
     COLOR_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    COVERED_IN_MASK_FIELD_NUMBER: _ClassVar[int]
     id: int
     parent_image: str
     offset: _containers.RepeatedScalarFieldContainer[int]
@@ -204,7 +205,8 @@ class Detection(_message.Message):
     color: _containers.RepeatedScalarFieldContainer[int]
     source: str
     track_id: int
-    def __init__(self, id: _Optional[int] = ..., parent_image: _Optional[str] = ..., offset: _Optional[_Iterable[int]] = ..., bbox: _Optional[_Iterable[int]] = ..., score: _Optional[float] = ..., is_anonymized: _Optional[bool] = ..., type_label: _Optional[str] = ..., type: _Optional[int] = ..., color: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., track_id: _Optional[int] = ...) -> None: ...
+    covered_in_mask: bool
+    def __init__(self, id: _Optional[int] = ..., parent_image: _Optional[str] = ..., offset: _Optional[_Iterable[int]] = ..., bbox: _Optional[_Iterable[int]] = ..., score: _Optional[float] = ..., is_anonymized: _Optional[bool] = ..., type_label: _Optional[str] = ..., type: _Optional[int] = ..., color: _Optional[_Iterable[int]] = ..., source: _Optional[str] = ..., track_id: _Optional[int] = ..., covered_in_mask: _Optional[bool] = ...) -> None: ...
 
 class Metadata(_message.Message):
     __slots__ = ("id", "filename", "folder", "size", "duration", "detections", "instance_ids_repeat", "detect_every", "zones")
