@@ -62,11 +62,24 @@ class FakeORT:
     def preload_dlls(self) -> None:
         self.preloaded += 1
 
+    plugin_devices: list[Any] = field(default_factory=list)
+
+    def get_ep_devices(self) -> list[Any]:
+        return self.plugin_devices
+
     class SessionOptions:
         intra_op_num_threads = 0
         log_severity_level = 2
+        chosen: list[tuple[list[Any], dict[str, str]]]
 
-    def InferenceSession(self, path: str, sess_options: Any, providers: list[Any]) -> FakeSession:  # noqa: N802
+        def add_provider_for_devices(self, devices: list[Any], options: dict[str, str]) -> None:
+            self.chosen = [(devices, options)]
+
+    def InferenceSession(  # noqa: N802
+        self, path: str, sess_options: Any, providers: list[Any] | None = None
+    ) -> FakeSession:
+        if providers is None:  # a plugin provider, chosen by device in the options
+            providers = [d.ep_name for d in sess_options.chosen[0][0]] + [CPU]
         self.sessions.append({"path": path, "providers": providers})
         if self.fail_session:
             raise RuntimeError("libcudnn.so.9: cannot open shared object file")
@@ -115,6 +128,17 @@ def test_cuda_runs_on_cuda_and_says_so(onnx_files: ModelFiles) -> None:
     (first, second) = fake.sessions[0]["providers"]
     assert first == (CUDA, {"cudnn_conv_algo_search": "HEURISTIC", "device_id": "1"})
     assert second == CPU
+
+
+def test_cuda_as_a_plugin_provider(onnx_files: ModelFiles) -> None:
+    """ONNX Runtime builds whose CUDA provider is a plugin library list it as an EP device."""
+
+    @dataclass
+    class Device:
+        ep_name: str
+
+    fake = FakeORT([CPU], loads={CUDA, CPU}, plugin_devices=[Device(CPU), Device(CUDA)])
+    assert backend(fake, "cuda").load(onnx_files).device == CUDA
 
 
 def test_cuda_without_the_provider_is_a_clear_error() -> None:

@@ -201,26 +201,36 @@ class ONNXRuntimeBackend:
         log.info("model %s runs on ONNX Runtime %s", files.name, provider)
         return ONNXRuntimeModel(files.name, session, provider, image)
 
-    def _session(self, files: ModelFiles) -> Any:
-        ort = self._ort
-        options = ort.SessionOptions()
+    def _options(self) -> Any:
+        options = self._ort.SessionOptions()
         if self._config.num_threads:
             options.intra_op_num_threads = self._config.num_threads
         options.log_severity_level = 3
+        return options
+
+    def _session(self, files: ModelFiles) -> Any:
+        ort = self._ort
         path = str(files.onnx)
         if self.request.kind == "cpu":
-            return ort.InferenceSession(path, sess_options=options, providers=[CPU])
-        cuda_options = {**CUDA_OPTIONS, "device_id": str(self.request.device_id)}
+            return ort.InferenceSession(path, sess_options=self._options(), providers=[CPU])
         if CUDA in ort.get_available_providers():
+            cuda_options = {**CUDA_OPTIONS, "device_id": str(self.request.device_id)}
             return ort.InferenceSession(
-                path,
-                sess_options=options,
-                providers=[(CUDA, cuda_options), CPU],
+                path, sess_options=self._options(), providers=[(CUDA, cuda_options), CPU]
             )
-        # A CUDA plugin execution provider (registered as a library): chosen by its device.
+        # A CUDA plugin execution provider (registered as a library): chosen by its device;
+        # should it not take the options of the built-in provider, with its defaults.
         devices = [d for d in ort.get_ep_devices() if d.ep_name == CUDA]
         device = devices[min(self.request.device_id, len(devices) - 1)]
-        options.add_provider_for_devices([device], cuda_options)
+        options = self._options()
+        try:
+            options.add_provider_for_devices([device], dict(CUDA_OPTIONS))
+        except Exception as exc:
+            log.warning(
+                "the CUDA provider refused %s (%s); it runs with its defaults", CUDA_OPTIONS, exc
+            )
+            options = self._options()
+            options.add_provider_for_devices([device], {})
         return ort.InferenceSession(path, sess_options=options)
 
     def _load_ir(self, files: ModelFiles, image: ImageInput | None) -> InferenceModel:
