@@ -232,7 +232,7 @@ def _add_runtime_options(p: argparse.ArgumentParser, *, classes: bool = True) ->
         choices=["openvino", "onnxruntime"],
         help="inference runtime (default openvino)",
     )
-    p.add_argument("--device", help="OpenVINO: CPU, GPU, AUTO; ONNX Runtime: cuda, cpu")
+    p.add_argument("--device", help="OpenVINO: CPU, GPU, AUTO; ONNX Runtime: cuda, auto, cpu")
     if not classes:
         return
     p.add_argument(
