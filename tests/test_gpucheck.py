@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from obscura.gpucheck import compare_detections
+from obscura.zoo.store import ModelStore
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "opencv_vtest_first100.mp4"
@@ -63,11 +64,15 @@ def run_check(tmp_path: Path, data_dir: Path, *args: str) -> dict[str, Any]:
 
 
 @pytest.mark.models
-def test_the_dry_run_on_the_cpu(tmp_path: Path, data_dir: Path) -> None:
-    """Every step of the GPU run, on ONNX Runtime's CPU provider, briefly."""
+def test_the_dry_run_on_the_cpu(tmp_path: Path, data_dir: Path, model_store: ModelStore) -> None:
+    """Every step of the GPU run, on ONNX Runtime's CPU provider, briefly, with the models as
+    a CUDA machine gets them: a store of their ONNX forms only."""
+    models = ["centerface", "nanodet-m", "pyplatex-plates", "selfie-segmentation"]
+    model_store.pack_onnx(models, tmp_path / "models")
     report = run_check(
         tmp_path, data_dir, "--device", "cpu", "--frames", "3", "--streams", "1", "2",
         "--seconds", "2", "--warmup", "1", "--reserve-s", "0",
+        "--model-dir", str(tmp_path / "models"),
     )  # fmt: skip
     assert "CPUExecutionProvider" in report["runtime"]["providers"]
     models = report["daemon_test_info"]["models"]

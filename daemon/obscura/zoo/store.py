@@ -7,6 +7,7 @@ Layout under the cache directory (default ``$XDG_CACHE_HOME/obscura/models``)::
                                            converted graph written as ONNX (YOLOv8, TFLite)
     <name>/<version key>/model.xml|.bin    OpenVINO IR with FP16 weights
     <name>/<version key>/ready.json        written last: source and output checksums
+                                           (a store made by ``pack_onnx`` holds only ONNX)
     <name>/<version key>/int8/model.xml|.bin, ready.json
                                            the INT8 variant (:mod:`obscura.quantize`), if made
 
@@ -135,7 +136,7 @@ class ModelStore:
         directory = self.model_dir(spec)
         return ModelFiles(
             name,
-            ir_xml=directory / record["ir"],
+            ir_xml=directory / record["ir"] if record["ir"] else None,
             onnx=directory / record["onnx"] if record.get("onnx") else None,
             ir_int8=self._int8_xml(spec),
             from_registry=True,
@@ -169,6 +170,34 @@ class ModelStore:
             Path(tmp).mkdir()  # for the context manager's clean-up
         log.info("imported %s from %s", spec.name, spec.path)
         return xml
+
+    def pack_onnx(self, names: Iterable[str], dest: Path) -> list[Path]:
+        """Copies the ONNX forms of ready registry models into a model store at ``dest``, each
+        with a ``ready.json`` that lists only it: a small store for machines that run ONNX
+        Runtime only (a CUDA machine). Returns the ONNX files written."""
+        target = ModelStore(dest, self.models)
+        written = []
+        for name in names:
+            spec = self.spec(name)
+            files = self.files(name)
+            if files.onnx is None:
+                raise ModelStoreError(f"model {name!r} has no ONNX form to pack")
+            directory = target.model_dir(spec)
+            if directory.exists():
+                shutil.rmtree(directory)
+            directory.mkdir(parents=True)
+            onnx = directory / "model.onnx"
+            shutil.copyfile(files.onnx, onnx)
+            record = {
+                "name": name,
+                "source": spec.describe_source(),
+                "ir": "",
+                "onnx": "model.onnx",
+                "sha256": {"model.onnx": sha256_of(onnx)},
+            }
+            (directory / "ready.json").write_text(json.dumps(record, indent=2) + "\n")
+            written.append(onnx)
+        return written
 
     # --- the INT8 variant -------------------------------------------------------------------
     def int8_dir(self, spec: ModelSpec) -> Path:
