@@ -122,7 +122,7 @@ def test_face_tiles_keep_recall_on_large_frames(
     assert n_tiled > n_plain
 
 
-@pytest.mark.parametrize("model", ["centerface", "ccpd-plates", "nanodet-m"])
+@pytest.mark.parametrize("model", ["centerface", "ccpd-plates", "nanodet-m", "pyplatex-plates"])
 def test_openvino_and_onnxruntime_agree(
     model_store: ModelStore, load_image: Callable[[str], ImageArray], model: str
 ) -> None:
@@ -152,11 +152,11 @@ def test_openvino_and_onnxruntime_agree(
 def test_onnxruntime_pipeline_runs_all_four_classes(
     model_store: ModelStore, detector: Detector, load_image: Callable[[str], ImageArray]
 ) -> None:
-    """ONNX Runtime runs the ONNX models; those with no ONNX form (the TFLite segmenter, the
-    plate checkpoint) fall back to OpenVINO CPU, here at f32 like the reference."""
-    ort = Detector(
-        model_store, create_backend(BackendConfig(runtime="onnxruntime", precision="f32"))
-    )
+    """ONNX Runtime runs every default model, the converted ones (the plate checkpoint, the
+    TFLite segmenter) in their ONNX forms, and says so: nothing falls back to OpenVINO."""
+    ort = Detector(model_store, create_backend(BackendConfig(runtime="onnxruntime", device="cpu")))
+    for spec in ort.loaded_models:
+        assert ort.model_runs(spec.name) == ("CPUExecutionProvider", "f32"), spec.name
     image = load_image("deface_city.jpg")
     a, b = detector.detect(image), ort.detect(image)
     assert sorted(a.class_ids.tolist()) == sorted(b.class_ids.tolist())

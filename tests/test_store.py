@@ -347,3 +347,23 @@ def test_quantize_refuses_an_empty_calibration_folder(
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelStoreError, match=r"calibration folder .*empty holds no images"):
         quantize(store, ["tiny"], calibration=tmp_path / "empty")
+
+
+@pytest.mark.models
+def test_a_packed_onnx_store_holds_and_checks_only_the_onnx_forms(
+    model_store: ModelStore, tmp_path: Path
+) -> None:
+    """`obscura models pack-onnx`: a store for ONNX Runtime only, with its own checksums."""
+    written = model_store.pack_onnx(["pyplatex-plates", "selfie-segmentation"], tmp_path)
+    assert all(p.name == "model.onnx" for p in written)
+    packed = ModelStore(tmp_path, model_store.models)
+    files = packed.files("pyplatex-plates")
+    assert files.ir_xml is None
+    assert files.onnx is not None
+    original = model_store.files("pyplatex-plates").onnx
+    assert original is not None
+    assert files.onnx.read_bytes() == original.read_bytes()
+    assert packed.status("centerface") == "missing"
+    with files.onnx.open("r+b") as f:
+        f.write(b"x")
+    assert packed.status("pyplatex-plates") == "corrupt"

@@ -17,6 +17,10 @@ and ``SCORE_ATOL`` = 1e-4 for scores, mask coefficients and prototypes (measured
 norms folded in float32 first), which moves pyplatex's boxes by up to ~0.5 px and its scores by
 up to ~1e-3: that IR is held to ``STORED_BOX_ATOL`` / ``STORED_SCORE_ATOL`` and the same top
 detections.
+
+The ONNX forms (:mod:`obscura.zoo.onnx_export`, what ONNX Runtime and its CUDA provider run)
+are held to the same tolerances, run with ONNX Runtime on the CPU at sizes other than the one
+they were recorded at too.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import openvino as ov
 import pytest
 from numpy.typing import NDArray
@@ -34,6 +39,7 @@ from numpy.typing import NDArray
 from obscura.errors import ModelStoreError
 from obscura.models.base import Letterbox, letterbox
 from obscura.models.yolov8 import PAD_VALUE, YOLOv8Adapter, YOLOv8Config
+from obscura.zoo.onnx_export import to_onnx
 from obscura.zoo.store import ModelStore
 from obscura.zoo.yolov8_graph import convert_checkpoint
 
@@ -77,6 +83,15 @@ def infer_f32(model: ov.Model | Path, x: F32) -> dict[str, F32]:
     )
     result = compiled(x)
     return {out.get_any_name(): np.asarray(result[out]) for out in compiled.outputs}
+
+
+def infer_onnx(model: ov.Model | Path, x: F32) -> dict[str, F32]:
+    """The outputs by name of the model's ONNX form (``model`` converted here, or a stored
+    ``.onnx`` file) on ONNX Runtime's CPU provider."""
+    source = model if isinstance(model, Path) else to_onnx(model).SerializeToString()
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {session.get_inputs()[0].name: x})
+    return {o.name: np.asarray(v) for o, v in zip(session.get_outputs(), outputs, strict=True)}
 
 
 def best_scores(output: F32, num_classes: int) -> F32:
@@ -136,13 +151,18 @@ def pyplatex_checkpoint(model_store: ModelStore) -> Path:
 
 
 @pytest.mark.models
-@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
+@pytest.mark.parametrize(
+    ("static", "infer"),
+    [(True, infer_f32), (False, infer_f32), (False, infer_onnx)],
+    ids=["static", "dynamic", "dynamic-onnx"],
+)
 @pytest.mark.parametrize("case", ["random", "photo"])
 def test_pyplatex_matches_ultralytics(
-    pyplatex_checkpoint: Path, data_dir: Path, case: str, static: bool
+    pyplatex_checkpoint: Path, data_dir: Path, case: str, static: bool, infer: Any
 ) -> None:
     """Converted for 640x640, or for any size (height and width dynamic, the anchors computed
-    in the graph: what the store saves) and run at 640x640."""
+    in the graph: what the store saves), and run at 640x640 with OpenVINO, or as ONNX with
+    ONNX Runtime."""
     ref = reference("pyplatex")
     x = (
         random_input(int(ref["seed"]), 640, 640)
@@ -150,7 +170,7 @@ def test_pyplatex_matches_ultralytics(
         else photo_input(data_dir, str(ref["photo_canvas_sha256"]))
     )
     model = convert_checkpoint(pyplatex_checkpoint, (640, 640) if static else None, "yolov8")
-    out = infer_f32(model, x)
+    out = infer(model, x)
     assert list(out) == ["output0"]
     expected = ref[case]
     assert_detections_match(out["output0"], expected, 1, BOX_ATOL, SCORE_ATOL)
@@ -165,31 +185,62 @@ def test_pyplatex_matches_ultralytics(
 
 
 @pytest.mark.models
-def test_the_stored_pyplatex_ir_matches_ultralytics(
-    model_store: ModelStore, data_dir: Path
+@pytest.mark.parametrize("form", ["ir", "onnx"])
+def test_the_stored_pyplatex_matches_ultralytics(
+    model_store: ModelStore, data_dir: Path, form: str
 ) -> None:
-    """The IR `obscura models fetch` saved (FP16 weights), run in float32."""
+    """The files `obscura models fetch` saved: the IR (FP16 weights) run in float32 by
+    OpenVINO, and the ONNX form (float32 weights: the tight tolerances) by ONNX Runtime."""
     ref = reference("pyplatex")
-    ir = model_store.files("pyplatex-plates").ir_xml
-    assert ir is not None
+    files = model_store.files("pyplatex-plates")
+    path = files.ir_xml if form == "ir" else files.onnx
+    assert path is not None
     x = photo_input(data_dir, str(ref["photo_canvas_sha256"]))
-    (out,) = infer_f32(ir, x).values()
-    assert_detections_match(out, ref["photo"], 1, STORED_BOX_ATOL, STORED_SCORE_ATOL)
+    out = (infer_f32 if form == "ir" else infer_onnx)(path, x)
+    assert list(out) == ["output0"]
+    box, score = (STORED_BOX_ATOL, STORED_SCORE_ATOL) if form == "ir" else (BOX_ATOL, SCORE_ATOL)
+    assert_detections_match(out["output0"], ref["photo"], 1, box, score)
+
+
+@pytest.mark.models
+def test_the_stored_pyplatex_onnx_takes_any_size(model_store: ModelStore) -> None:
+    """Height and width are dynamic in the ONNX form: at other multiples of 32 it agrees with
+    the OpenVINO conversion (anchors: 8400 at 640x640, 5040 at 640x384, 1260 at 320x192)."""
+    files = model_store.files("pyplatex-plates")
+    assert files.onnx is not None
+    model = convert_checkpoint(
+        model_store.model_dir(model_store.spec("pyplatex-plates"))
+        / "source"
+        / "plate_detector_model_1.pt",
+        None,
+        "yolov8",
+    )
+    for width, height in [(640, 384), (320, 192)]:
+        x = random_input(1, width, height)
+        got, want = infer_onnx(files.onnx, x)["output0"], infer_f32(model, x)["output0"]
+        assert got.shape == (1, 5, sum((width // s) * (height // s) for s in (8, 16, 32)))
+        assert_detections_match(got, want, 1, BOX_ATOL, SCORE_ATOL)
 
 
 # --- tiny random checkpoints of our own: several classes, and the segmentation head -----------
 
 
-@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
+@pytest.mark.parametrize(
+    ("static", "infer"),
+    [(True, infer_f32), (False, infer_f32), (False, infer_onnx)],
+    ids=["static", "dynamic", "dynamic-onnx"],
+)
 @pytest.mark.parametrize(
     ("name", "family"), [("tiny_detect", "yolov8"), ("tiny_seg", "yolov8-seg")]
 )
-def test_tiny_checkpoints_match_ultralytics(name: str, family: str, static: bool) -> None:
+def test_tiny_checkpoints_match_ultralytics(
+    name: str, family: str, static: bool, infer: Any
+) -> None:
     ref = reference(name)
     width, height = (int(v) for v in ref["input_size"])
     size = (width, height) if static else None
     model = convert_checkpoint(DATA / f"{name}.pt", size, family)
-    out = infer_f32(model, random_input(int(ref["seed"]), width, height))
+    out = infer(model, random_input(int(ref["seed"]), width, height))
     expected = [ref[k] for k in sorted(k for k in ref if k.startswith("output"))]
     assert list(out) == [f"output{i}" for i in range(len(expected))]
     num_classes = 3 if name == "tiny_detect" else 2
@@ -244,7 +295,11 @@ def test_bring_your_own_yolov8_seg_checkpoint(tmp_path: Path) -> None:
     store = config.store()
     files = store.files("my-seg")
     assert files.ir_xml is not None
-    out = infer_f32(files.ir_xml, random_input(int(ref["seed"]), width, height))
+    assert files.onnx is not None  # its ONNX form, for ONNX Runtime, beside the IR
+    x = random_input(int(ref["seed"]), width, height)
+    for name, value in infer_onnx(files.onnx, x).items():
+        np.testing.assert_allclose(value, ref[name], rtol=0, atol=SCORE_ATOL)
+    out = infer_f32(files.ir_xml, x)
     assert list(out) == ["output0", "output1"]
     # FP16 weights: the tolerances of the store's IR (measured: 3e-3 px, 1.2e-4, 2e-4).
     assert_detections_match(out["output0"], ref["output0"], 2, STORED_BOX_ATOL, STORED_SCORE_ATOL)

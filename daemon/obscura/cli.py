@@ -251,7 +251,7 @@ def _add_runtime_options(p: argparse.ArgumentParser, *, classes: bool = True) ->
         choices=["openvino", "onnxruntime"],
         help="inference runtime (default openvino)",
     )
-    p.add_argument("--device", help="OpenVINO: CPU, GPU, AUTO; ONNX Runtime: cuda, cpu")
+    p.add_argument("--device", help="OpenVINO: CPU, GPU, AUTO; ONNX Runtime: cuda, auto, cpu")
     if not classes:
         return
     p.add_argument(
@@ -309,6 +309,17 @@ def _build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--config", type=Path, help="TOML configuration file")
     quant.add_argument("--calibration", type=Path, help="folder of calibration images")
     quant.add_argument("--force", action="store_true", help="quantize again even if present")
+
+    pack = msub.add_parser(
+        "pack-onnx",
+        help="copy the models' ONNX forms into a small model store (for ONNX Runtime only)",
+    )
+    pack.set_defaults(handler=_cmd_models_pack_onnx)
+    pack.add_argument("dest", type=Path, help="the new model store's folder")
+    pack.add_argument(
+        "names", nargs="*", help="model names (default: the default pipeline's models)"
+    )
+    pack.add_argument("--config", type=Path, help="TOML configuration file")
 
     samples = sub.add_parser("samples", help="demo media from registry packages")
     ssub = samples.add_subparsers(dest="samples_command", required=True)
@@ -632,6 +643,17 @@ def _cmd_models_quantize(args: argparse.Namespace) -> int:
     store = _config(args).store()
     names = args.names or [n for n, s in store.models.items() if s.source is not None]
     _quantize(store, names, args.calibration, force=args.force)
+    return 0
+
+
+def _cmd_models_pack_onnx(args: argparse.Namespace) -> int:
+    config = _config(args)
+    detector = config.detector
+    default = [detector.face_model, detector.object_model, detector.plate_model]
+    default += [*detector.plate_ensemble, detector.segmentation_model]
+    names = args.names or [n for n in default if n]
+    for path in config.store().pack_onnx(names, args.dest):
+        print(f"{path} ({path.stat().st_size} bytes)")
     return 0
 
 

@@ -6,7 +6,7 @@ cache_dir = "/var/cache/obscura/models"
 
 [backend]
 runtime = "openvino"      # or "onnxruntime"
-device = "CPU"            # CPU, GPU (Intel iGPU), AUTO; onnxruntime: cuda or cpu
+device = "CPU"            # CPU, GPU (Intel iGPU), AUTO; onnxruntime: cuda, cuda:N, auto, cpu
 hint = "LATENCY"          # or "THROUGHPUT" (the default of `obscura serve`)
 precision = "int8"        # int8 (the store's INT8 variants), f32, f16, bf16, auto
 

@@ -45,7 +45,9 @@ class BackendConfig:
     """How to run models: which runtime, on which device, tuned for what."""
 
     runtime: Literal["openvino", "onnxruntime"] = "openvino"
-    device: str = "CPU"  # OpenVINO: CPU, GPU, AUTO, ...; ONNX Runtime: cuda or cpu
+    # OpenVINO: CPU, GPU, AUTO, ...; ONNX Runtime: cuda (cuda:N), auto (CUDA where it loads,
+    # else OpenVINO CPU) or cpu
+    device: str = "CPU"
     hint: PerformanceHint = "LATENCY"
     # OpenVINO: int8 runs the store's INT8 variants (obscura.quantize); the others set the
     # inference precision of the full-precision IR. ONNX Runtime runs the ONNX file as it is.
@@ -126,7 +128,9 @@ class InferenceModel(Protocol):
 
 class LoadedModelBase:
     """What every backend's loaded model shares: its name, inputs (as the model file declares
-    them, before any image-input conversion), device and image input."""
+    them, before any image-input conversion), device (what it really runs on: an OpenVINO
+    device such as ``CPU``, or an ONNX Runtime provider such as ``CUDAExecutionProvider``),
+    image input and the precision it runs at."""
 
     def __init__(
         self,
@@ -134,11 +138,13 @@ class LoadedModelBase:
         inputs: Sequence[TensorInfo],
         device: str,
         image_input: ImageInput | None = None,
+        precision: str = "",
     ) -> None:
         self.name = name
         self.inputs: Sequence[TensorInfo] = tuple(inputs)
         self.device = device
         self.image_input = image_input
+        self.precision = precision
 
 
 class Backend(Protocol):

@@ -37,6 +37,8 @@ class OpenVINOModel(LoadedModelBase):
         device: str,
         inputs: list[TensorInfo] | None = None,
         image: ImageInput | None = None,
+        *,
+        precision: str = "",
     ) -> None:
         if inputs is None:
             inputs = [
@@ -45,7 +47,7 @@ class OpenVINOModel(LoadedModelBase):
                 )
                 for p in compiled.inputs
             ]
-        super().__init__(name, inputs, device, image)
+        super().__init__(name, inputs, device, image, precision)
         self._compiled = compiled
         # One infer request per thread: requests are not thread-safe, the compiled model is.
         self._local = threading.local()
@@ -135,4 +137,5 @@ class OpenVINOBackend:
             properties["INFERENCE_NUM_THREADS"] = self._config.num_threads
         compiled = self._core.compile_model(model, device, properties)
         log.info("loaded %s on OpenVINO %s (%s)", files.name, device, path.name)
-        return OpenVINOModel(files.name, compiled, device, inputs, image)
+        runs_at = precision if precision != "int8" else "int8" if path == files.ir_int8 else "file"
+        return OpenVINOModel(files.name, compiled, device, inputs, image, precision=runs_at)

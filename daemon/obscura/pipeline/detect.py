@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from obscura.backends import Backend
+from obscura.backends import Backend, ImageInput, InferenceModel
 from obscura.errors import ConfigError
 from obscura.models.base import ModelAdapter, batched_nms, iou_matrix
 from obscura.models.registry import adapter_class
@@ -144,6 +144,8 @@ class Detector:
         self.config = config or DetectorConfig()
         self.store = store
         self.backend = backend
+        # Per loaded model: the device it really runs on and its precision (see model_runs).
+        self._runs: dict[str, tuple[str, str]] = {}
         cfg = self.config
         self.faces = self._load(cfg.face_model, {ObjectClass.FACE})
         self.objects = self._load(cfg.object_model, {ObjectClass.PERSON, ObjectClass.VEHICLE})
@@ -158,7 +160,7 @@ class Detector:
             spec = store.spec(cfg.segmentation_model)
             options = {**spec.options, **cfg.model_options.get(spec.name, {})}
             self.segmenter = SegmentationAdapter(
-                backend.load(store.files(spec.name), SEGMENTATION_INPUT),
+                self._load_model(spec.name, SEGMENTATION_INPUT),
                 SegmentationConfig.from_mapping(options),
             )
 
@@ -185,9 +187,20 @@ class Detector:
             options["nms_iou"] = min(ious)
         adapter_type = adapter_class(spec.family)
         config = adapter_type.config_type.from_mapping(options)
-        model = self.backend.load(self.store.files(name), adapter_type.image_input(config))
+        model = self._load_model(name, adapter_type.image_input(config))
         adapter = adapter_type(model, config)
         return _LoadedDetector(spec, adapter)
+
+    def _load_model(self, name: str, image: ImageInput | None) -> InferenceModel:
+        model = self.backend.load(self.store.files(name), image)
+        self._runs[name] = (model.device, str(getattr(model, "precision", "")))
+        return model
+
+    def model_runs(self, name: str) -> tuple[str, str]:
+        """Where a loaded model really runs: (device, precision), as its backend reports
+        them: an OpenVINO device (``CPU``, ``GPU``) or an ONNX Runtime execution provider
+        (``CUDAExecutionProvider``), and ``int8``, ``f32``, ... (``""``: not known)."""
+        return self._runs.get(name, ("", ""))
 
     @property
     def loaded_models(self) -> list[ModelSpec]:

@@ -247,7 +247,11 @@ class Daemon:
 
         cfg = self.config
         detector = Detector(cfg.store(), create_backend(cfg.backend), cfg.detector)
-        rows = model_rows(detector.loaded_models, cfg.backend.device, cfg.backend.precision)
+        rows = model_rows(
+            detector.loaded_models, detector.model_runs, cfg.backend.device, cfg.backend.precision
+        )
+        for row in rows:
+            log.info("model %s runs on %s at %s", row["name"], row["device"], row["precision"])
         self.state.models = rows
         self.metrics.set_models([{**r, "classes": ",".join(r["classes"])} for r in rows])
         return FrameProcessor(detector)

