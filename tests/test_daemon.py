@@ -393,7 +393,15 @@ def test_cli_through_the_daemon_writes_the_same_files(
     shutil.copy(data_dir / "deface_city.jpg", src / "street" / "city.jpg")
     shutil.copy(data_dir / "skimage_astronaut.png", src / "astronaut.png")
     (tmp_path / "token").write_text(TOKEN + "\n")
-    common = ["anonymize", str(src), "--no-progress", "-a", "face,person,vehicle"]
+    common = [
+        "anonymize",
+        str(src),
+        "--no-progress",
+        "-a",
+        "face,person,vehicle",
+        "--save-mask",
+        "all",
+    ]
     assert main([*common, "-o", str(tmp_path / "local")]) == 0
     remote = [*common, "-o", str(tmp_path / "remote"), "--server", daemon.socket]
     assert main([*remote, "--token-file", str(tmp_path / "token")]) == 0
@@ -558,7 +566,7 @@ def test_cli_video_through_the_daemon_equals_in_process(
     src.mkdir()
     shutil.copy(data_dir / "kpa_movie_face.avi", src / "movie.avi")
     (tmp_path / "token").write_text(TOKEN)
-    common = ["anonymize", str(src), "--no-progress", "-a", "face,person"]
+    common = ["anonymize", str(src), "--no-progress", "-a", "face,person", "--save-mask", "all"]
     assert main([*common, "-o", str(tmp_path / "local")]) == 0
     remote = [*common, "-o", str(tmp_path / "remote"), "--server", daemon.socket]
     assert main([*remote, "--token-file", str(tmp_path / "token")]) == 0

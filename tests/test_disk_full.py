@@ -88,7 +88,17 @@ def test_cli_on_a_full_disk_names_each_file_and_leaves_no_partial_output(
     data_dir: Path, tmp_path: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inputs = photos(data_dir, tmp_path / "in")
-    code = main(["anonymize", *map(str, inputs), "-o", str(small_disk), "--no-progress"])
+    code = main(
+        [
+            "anonymize",
+            *map(str, inputs),
+            "-o",
+            str(small_disk),
+            "--no-progress",
+            "--save-mask",
+            "all",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "No space left on device" in err

@@ -18,6 +18,7 @@ from obscura.errors import ConfigError
 
 PerformanceHint = Literal["LATENCY", "THROUGHPUT"]
 Precision = Literal["int8", "f32", "f16", "bf16", "auto"]
+CUDA_CONV_SEARCHES = ("HEURISTIC", "DEFAULT", "EXHAUSTIVE")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class BackendConfig:
     # inference precision of the full-precision IR. ONNX Runtime runs the ONNX file as it is.
     precision: Precision = "int8"
     num_threads: int = 0  # 0: runtime default
+    # ONNX Runtime on CUDA: how cuDNN picks convolution algorithms per input shape (HEURISTIC:
+    # its heuristics, DEFAULT: one fixed algorithm, EXHAUSTIVE: timed, once per new shape).
+    cuda_conv_search: str = "HEURISTIC"
 
     def __post_init__(self) -> None:
         if self.runtime not in ("openvino", "onnxruntime"):
@@ -67,6 +71,11 @@ class BackendConfig:
             )
         if self.num_threads < 0:
             raise ConfigError(f"backend.num_threads must be >= 0, not {self.num_threads}")
+        if self.cuda_conv_search not in CUDA_CONV_SEARCHES:
+            raise ConfigError(
+                f"backend.cuda_conv_search must be {', '.join(CUDA_CONV_SEARCHES)}, "
+                f"not {self.cuda_conv_search!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -208,13 +208,16 @@ class ONNXRuntimeBackend:
         options.log_severity_level = 3
         return options
 
+    def _cuda_options(self) -> dict[str, str]:
+        return {**CUDA_OPTIONS, "cudnn_conv_algo_search": self._config.cuda_conv_search}
+
     def _session(self, files: ModelFiles) -> Any:
         ort = self._ort
         path = str(files.onnx)
         if self.request.kind == "cpu":
             return ort.InferenceSession(path, sess_options=self._options(), providers=[CPU])
         if CUDA in ort.get_available_providers():
-            cuda_options = {**CUDA_OPTIONS, "device_id": str(self.request.device_id)}
+            cuda_options = {**self._cuda_options(), "device_id": str(self.request.device_id)}
             return ort.InferenceSession(
                 path, sess_options=self._options(), providers=[(CUDA, cuda_options), CPU]
             )
@@ -224,10 +227,12 @@ class ONNXRuntimeBackend:
         device = devices[min(self.request.device_id, len(devices) - 1)]
         options = self._options()
         try:
-            options.add_provider_for_devices([device], dict(CUDA_OPTIONS))
+            options.add_provider_for_devices([device], self._cuda_options())
         except Exception as exc:
             log.warning(
-                "the CUDA provider refused %s (%s); it runs with its defaults", CUDA_OPTIONS, exc
+                "the CUDA provider refused %s (%s); it runs with its defaults",
+                self._cuda_options(),
+                exc,
             )
             options = self._options()
             options.add_provider_for_devices([device], {})
