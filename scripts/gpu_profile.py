@@ -1,11 +1,10 @@
 """Where the default job's time goes on ONNX Runtime's CUDA provider, in-process.
 
 Runs the default job (faces and plates) on the first frames of a clip, frame by frame in one
-thread, for a few backend settings (cuDNN's algorithm search, ONNX Runtime's CPU threads):
-a first pass (new input shapes) and a second pass over the same frames (shapes seen). Then
-profiles each model on the inputs the pipeline gave it (ONNX Runtime's profiler: time per
-operator type and execution provider). Writes OUT/gpu_profile.json, and prints the settings
-that ran fastest as environment assignments (OBSCURA_BACKEND_...) for the daemon.
+thread, with one session per model and with one session per model and input shape (what the
+backend does on CUDA): a first pass (new input shapes) and a second pass over the same frames
+(shapes seen). Then profiles each model on the inputs the pipeline gave it (ONNX Runtime's
+profiler: time per operator type and execution provider). Writes OUT/gpu_profile.json.
 
     python3 scripts/gpu_profile.py OUT --model-dir DIR --clip CLIP [--device cuda]
 """
@@ -26,18 +25,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from obscura.backends import BackendConfig, create_backend  # noqa: E402
-from obscura.backends import onnxruntime as ort_backend  # noqa: E402
-from obscura.pipeline.detect import Detector, DetectorConfig  # noqa: E402
-from obscura.pipeline.frame import FrameProcessor  # noqa: E402
-from obscura.pipeline.options import AnonymizeOptions  # noqa: E402
-from obscura.zoo.store import ModelStore  # noqa: E402
+from obscura.backends import BackendConfig, create_backend
+from obscura.backends import onnxruntime as ort_backend
+from obscura.pipeline.detect import Detector, DetectorConfig
+from obscura.pipeline.frame import FrameProcessor
+from obscura.pipeline.options import AnonymizeOptions
+from obscura.zoo.store import ModelStore
 
-VARIANTS = [  # name, cuda_conv_search, num_threads
-    ("heuristic", "HEURISTIC", 0),
-    ("heuristic_1_thread", "HEURISTIC", 1),
-    ("default_algo", "DEFAULT", 0),
-    ("default_algo_1_thread", "DEFAULT", 1),
+VARIANTS = [  # name, one session per model (not one per input shape), num_threads
+    ("one_session", True, 0),
+    ("session_per_shape", False, 0),
 ]
 
 
@@ -57,6 +54,7 @@ class Capture:
     """Records the feeds each model gets (as its session sees them) and their shapes."""
 
     def __init__(self) -> None:
+        self.one_session = False
         self.feeds: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.shapes: dict[str, set[tuple[int, ...]]] = defaultdict(set)
         self._infer = ort_backend.ONNXRuntimeModel.infer
@@ -73,18 +71,18 @@ class Capture:
             if shape not in capture.shapes[model.name] and len(capture.feeds[model.name]) < 6:
                 capture.feeds[model.name].append(feed)
             capture.shapes[model.name].add(shape)
-            return [np.asarray(o) for o in model._session.run(None, feed)]
+            key = tuple(int(d) for v in feed.values() for d in (*v.shape, -1))
+            session = model._session if capture.one_session else model.session_for(key)
+            return [np.asarray(o) for o in session.run(None, feed)]
 
         ort_backend.ONNXRuntimeModel.infer = infer  # type: ignore[method-assign]
 
 
 def run_variant(
-    store: ModelStore, frames: list[Any], device: str, search: str, threads: int, cap_s: float
+    store: ModelStore, frames: list[Any], device: str, threads: int, cap_s: float
 ) -> dict[str, Any]:
     backend = create_backend(
-        BackendConfig(
-            runtime="onnxruntime", device=device, cuda_conv_search=search, num_threads=threads
-        )
+        BackendConfig(runtime="onnxruntime", device=device, num_threads=threads)
     )
     start = time.perf_counter()
     processor = FrameProcessor(Detector(store, backend, DetectorConfig()))
@@ -168,11 +166,10 @@ def main() -> int:
     store = ModelStore(args.model_dir)
     capture = Capture()
     capture.install()
-    for name, search, threads in VARIANTS:
+    for name, one_session, threads in VARIANTS:
+        capture.one_session = one_session
         try:
-            report["variants"][name] = run_variant(
-                store, frames, args.device, search, threads, args.cap_s
-            )
+            report["variants"][name] = run_variant(store, frames, args.device, threads, args.cap_s)
         except Exception as exc:  # recorded; the next setting still runs
             report["variants"][name] = {"error": f"{type(exc).__name__}: {exc}"}
         save()
@@ -192,16 +189,6 @@ def main() -> int:
             report["profile"][f"{model}/{label}"] = result
             save()
             print(model, label, json.dumps(result), flush=True)
-    timed = {
-        name: v["pass2"]["ms_per_frame_median"]
-        for name, v in report["variants"].items()
-        if v.get("pass2", {}).get("ms_per_frame_median") is not None
-    }
-    if timed:
-        best = min(timed, key=lambda k: timed[k])
-        search, threads = next((s, t) for n, s, t in VARIANTS if n == best)
-        report["best"] = {"variant": best, "ms_per_frame": timed[best]}
-        print(f"OBSCURA_BACKEND_CUDA_CONV_SEARCH={search} OBSCURA_BACKEND_NUM_THREADS={threads}")
     save()
     return 0
 

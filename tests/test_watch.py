@@ -39,7 +39,8 @@ def start_watcher(
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "obscura.cli", "-v", "watch", str(in_dir), str(out_dir),
-         "--server", daemon.socket, "--settle", "0.4", "--poll", "0.1", "-a", "face", "--save-mask", "all"],
+         "--server", daemon.socket, "--settle", "0.4", "--poll", "0.1", "-a", "face",
+         "--save-mask", "all"],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -18,7 +18,9 @@ from obscura.errors import ConfigError
 
 PerformanceHint = Literal["LATENCY", "THROUGHPUT"]
 Precision = Literal["int8", "f32", "f16", "bf16", "auto"]
-CUDA_CONV_SEARCHES = ("HEURISTIC", "DEFAULT", "EXHAUSTIVE")
+# cuDNN's DEFAULT (one fixed algorithm) is left out: with it ONNX Runtime 1.31's convolutions
+# ran in a "fallback mode" and concurrent runs failed with illegal memory accesses (H200).
+CUDA_CONV_SEARCHES = ("HEURISTIC", "EXHAUSTIVE")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class BackendConfig:
     precision: Precision = "int8"
     num_threads: int = 0  # 0: runtime default
     # ONNX Runtime on CUDA: how cuDNN picks convolution algorithms per input shape (HEURISTIC:
-    # its heuristics, DEFAULT: one fixed algorithm, EXHAUSTIVE: timed, once per new shape).
+    # its heuristics; EXHAUSTIVE: each one timed, once per new shape).
     cuda_conv_search: str = "HEURISTIC"
 
     def __post_init__(self) -> None:
