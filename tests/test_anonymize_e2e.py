@@ -42,7 +42,7 @@ DETECTION_FIELDS = [
 CODES = {c.label: int(c) for c in ObjectClass}
 ALL = "face,license-plate,person,vehicle"
 
-# name in the shared media -> where the test puts it in the input tree
+# name in the test media -> where the test puts it in the input tree
 TREE = {
     "deface_city.jpg": "deface_city.jpg",
     "skimage_astronaut.png": "street/skimage_astronaut.png",
@@ -76,7 +76,7 @@ class Run:
 
 
 def build_tree(src: Path, tree: dict[str, str], data_dir: Path) -> None:
-    """Copies shared media into ``src`` at the given relative paths ("bytes:..." writes text)."""
+    """Copies test media into ``src`` at the given relative paths ("bytes:..." writes text)."""
     for name, rel in tree.items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         if name.startswith("bytes:"):

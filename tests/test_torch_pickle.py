@@ -131,7 +131,7 @@ def test_a_real_yolov8_checkpoint_reads_without_torch() -> None:
 @pytest.mark.models
 def test_the_rebuilt_yolov8_graph_finds_the_plate(tmp_path: Path, data_dir: Path) -> None:
     """The detect graph rebuilt from the checkpoint's weights, run through the yolov8 adapter:
-    the one annotated plate of the shared photos is found where it is (the raw outputs are
+    the one annotated plate of the test photos is found where it is (the raw outputs are
     compared with torch's own in test_yolov8_reference.py), and a photo without plates stays
     quiet."""
     import openvino as ov
@@ -164,7 +164,7 @@ def test_the_rebuilt_yolov8_graph_finds_the_plate(tmp_path: Path, data_dir: Path
 @pytest.mark.models
 def test_the_model_store_imports_the_checkpoint(model_store: ModelStore, load_image) -> None:  # type: ignore[no-untyped-def]
     """`obscura models fetch` converts the checkpoint like any model (and makes its INT8
-    variant); as the plate model of the pipeline it finds the shared plate."""
+    variant); as the plate model of the pipeline it finds the test plate."""
     from obscura.backends import BackendConfig, create_backend
     from obscura.evaluate import iou_matrix
     from obscura.pipeline.detect import Detector, DetectorConfig

@@ -5,7 +5,7 @@ The references in ``tests/data/yolov8/`` were recorded by ``tools/yolov8_referen
 and ultralytics in a scratch virtualenv; they are not dependencies of the project), in float32:
 
 - ``pyplatex_reference.npz``: the pyplatex plate detector (the store's ``pyplatex-plates``) on
-  a seeded random input and on the shared photo letterboxed as the ``yolov8`` adapter does it;
+  a seeded random input and on the test photo letterboxed as the ``yolov8`` adapter does it;
 - ``tiny_detect.pt`` / ``tiny_seg.pt``: tiny random YOLOv8 detection (3 classes) and
   segmentation (2 classes, 32 masks) checkpoints of our own, with their outputs on a seeded
   random input (both outputs of the segmentation model).
@@ -62,7 +62,7 @@ def random_input(seed: int, width: int, height: int) -> F32:
 
 
 def photo_input(data_dir: Path, expected_sha256: str) -> F32:
-    """The shared photo as the ``yolov8`` adapter feeds it (letterboxed, RGB, 0..1)."""
+    """The test photo as the ``yolov8`` adapter feeds it (letterboxed, RGB, 0..1)."""
     image = cv2.imread(str(data_dir / "opencv_licenseplate_motion.jpg"), cv2.IMREAD_COLOR)
     assert image is not None
     canvas, _ = letterbox(image, (640, 640), center=True, pad_value=PAD_VALUE)

@@ -6,7 +6,7 @@ with the numbers this script records in ``tests/data/yolov8/``:
 
 - ``pyplatex_reference.npz``: the pyplatex 0.0.5 plate detector (the store's
   ``pyplatex-plates``), raw inference output ``[1, 5, 8400]`` in float32 for (a) a seeded
-  random-uniform input and (b) the shared photo ``opencv_licenseplate_motion.jpg`` letterboxed
+  random-uniform input and (b) the test photo ``opencv_licenseplate_motion.jpg`` letterboxed
   to 640x640 as the ``yolov8`` adapter does it (the SHA-256 of that canvas is recorded, so a
   different letterbox is noticed rather than read as a conversion error);
 - ``tiny_detect.pt`` / ``tiny_detect_reference.npz``: a tiny randomly initialised YOLOv8
@@ -28,7 +28,7 @@ torch and ultralytics are NOT dependencies of the project (and this file is not 
     /tmp/torchref/bin/pip install torch ultralytics
     /tmp/torchref/bin/python tools/yolov8_reference.py \\
         --pyplatex ~/.cache/obscura/models/.checkpoints/plate_detector_model_1.pt \\
-        --photo ../shared/data/public/opencv_licenseplate_motion.jpg
+        --photo "$(make -s media)/opencv_licenseplate_motion.jpg"
 
 (recorded with torch 2.14.1, ultralytics 8.4.190 and opencv-python-headless 4.14.0.94, the
 OpenCV the project uses, on CPU in float32).

@@ -29,12 +29,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from obscura.errors import InvalidInput
+from obscura.evaluate import load_annotations
 from obscura.imageio import read_image
 from obscura.types import ImageArray, ObjectClass
 
 COVERED = 0.5
 SIZE = (768, 576)
-BACKGROUNDS = ("darknet_dog.jpg", "nodeopencv_car1.jpg", "opencv_licenseplate_motion.jpg")
 
 
 @dataclass
@@ -108,19 +108,36 @@ def face_crops(
     return crops
 
 
+def background_names(data_dir: Path) -> list[str]:
+    """The photos of ``data_dir`` that the faces move over: those its annotations show without
+    a face (and with faces labelled completely, where ``annotations_meta.json`` says which
+    labels are); of these, the ones without a person too where there are any (a person's face
+    may show without being labelled)."""
+    annotations = load_annotations(data_dir / "annotations.json")
+    faceless = [
+        name
+        for name, truth in sorted(annotations.items())
+        if truth[ObjectClass.FACE].complete and not len(truth[ObjectClass.FACE].xyxy)
+    ]
+    nobody = [n for n in faceless if not len(annotations[n][ObjectClass.PERSON].xyxy)]
+    return nobody or faceless
+
+
 def build(data_dir: Path, path: Path, frames: int = 300, seed: int = 7) -> TestVideo:
     """Writes the test video (MPEG-4, 25 frames/s) and returns its ground truth."""
     import av
 
     rng = np.random.default_rng(seed)
     crops = face_crops(data_dir)
+    names = background_names(data_dir)
+    if not names:
+        raise InvalidInput(
+            f"{data_dir}: no photo without faces in annotations.json to use as a background"
+        )
     backgrounds: list[ImageArray] = [
         np.asarray(cv2.resize(read_image(data_dir / name), SIZE, interpolation=cv2.INTER_AREA))
-        for name in BACKGROUNDS
-        if (data_dir / name).exists()
+        for name in names
     ]
-    if not backgrounds:
-        raise InvalidInput(f"{data_dir}: none of the background photos {BACKGROUNDS}")
     faces: list[FaceTrack] = []
     width, height = SIZE
     for start in range(0, frames - 30, 12):

@@ -1,0 +1,90 @@
+"""The flicker benchmark on a user's own annotated folder: its backgrounds are the folder's photos
+without faces, whatever they are called."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from obscura.errors import InvalidInput
+from obscura.flicker import SIZE, background_names, build
+
+
+def own_folder(data_dir: Path, folder: Path) -> Path:
+    """Three photos under names of one's own: a portrait with its face annotated, a street
+    without people, and a person whose face does not show."""
+    truth = json.loads((data_dir / "annotations.json").read_text())
+    folder.mkdir()
+    shutil.copy(data_dir / "facerec_obama.jpg", folder / "portrait.jpg")
+    shutil.copy(data_dir / "nodeopencv_car1.jpg", folder / "street.jpg")
+    shutil.copy(data_dir / "darknet_person.jpg", folder / "walker.jpg")
+    annotations = {
+        "portrait.jpg": [o for o in truth["facerec_obama.jpg"] if o["label"] == "face"],
+        "street.jpg": [],
+        "walker.jpg": [{"label": "person", "bbox": truth["darknet_person.jpg"][0]["bbox"]}],
+    }
+    (folder / "annotations.json").write_text(json.dumps(annotations))
+    return folder
+
+
+def test_backgrounds_are_the_photos_without_faces(data_dir: Path, tmp_path: Path) -> None:
+    folder = own_folder(data_dir, tmp_path / "mine")
+    assert background_names(folder) == ["street.jpg"]  # faceless, and nobody in it
+
+    annotations = json.loads((folder / "annotations.json").read_text())
+    del annotations["street.jpg"]
+    (folder / "annotations.json").write_text(json.dumps(annotations))
+    assert background_names(folder) == ["walker.jpg"]  # faceless is enough when nothing else is
+
+    # A photo whose faces were not labelled (annotations_meta.json) may hold faces.
+    meta = {"mine": {"walker.jpg": {"complete_labels": ["person"]}}}
+    (folder / "annotations_meta.json").write_text(json.dumps(meta))
+    assert background_names(folder) == []
+    with pytest.raises(InvalidInput, match="no photo without faces"):
+        build(folder, tmp_path / "v.mp4", frames=40)
+
+
+def test_the_video_moves_faces_over_the_faceless_photo(data_dir: Path, tmp_path: Path) -> None:
+    folder = own_folder(data_dir, tmp_path / "mine")
+    video = build(folder, tmp_path / "v.mp4", frames=40)
+    assert video.faces
+    with av.open(str(video.path)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    assert first.shape[1::-1] == SIZE
+    free = np.ones(first.shape[:2], bool)  # where no face crop is pasted in frame 0
+    for face in video.faces:
+        if face.start == 0:
+            x1, y1, x2, y2 = face.crop_box(0)
+            free[max(0, y1) : y2, max(0, x1) : x2] = False
+
+    def distance(name: str) -> float:
+        image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        background = cv2.resize(image, SIZE, interpolation=cv2.INTER_AREA)
+        return float(np.abs(first.astype(np.int16) - background)[free].mean())
+
+    assert distance("street.jpg") < 8
+    assert distance("walker.jpg") > 30
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_flicker_command_on_an_own_folder(data_dir: Path, tmp_path: Path) -> None:
+    folder = own_folder(data_dir, tmp_path / "mine")
+    report = tmp_path / "flicker.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "obscura.cli", "flicker", str(folder), "--frames", "40",
+         "--no-peer", "-o", str(report)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(report.read_text())
+    assert "obscura track_hold 8" in runs
+    assert all(r["face_frames"] > 0 for r in runs.values())
