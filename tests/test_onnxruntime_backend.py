@@ -36,12 +36,18 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass
 class FakeSession:
     providers: list[str]
+    runs: list[tuple[int, ...]] = field(default_factory=list)
 
     def get_providers(self) -> list[str]:
         return self.providers
 
     def get_inputs(self) -> list[Any]:
         return []
+
+    def run(self, names: Any, feed: dict[str, Any]) -> list[Any]:
+        shape = next(iter(feed.values())).shape
+        self.runs.append(shape)
+        return [np.zeros(shape, np.float32)]
 
 
 @dataclass
@@ -128,6 +134,41 @@ def test_cuda_runs_on_cuda_and_says_so(onnx_files: ModelFiles) -> None:
     (first, second) = fake.sessions[0]["providers"]
     assert first == (CUDA, {"cudnn_conv_algo_search": "HEURISTIC", "device_id": "1"})
     assert second == CPU
+
+
+def test_cuda_runs_each_input_shape_in_a_session_of_its_own(
+    onnx_files: ModelFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA provider's convolutions keep the state of the last shape they ran: shapes that
+    alternate (a frame, then crops) each get a session, made once and kept while recent."""
+    import obscura.backends.onnxruntime as ort_backend
+
+    monkeypatch.setattr(ort_backend, "MAX_SHAPE_SESSIONS", 3)
+    fake = FakeORT([CUDA, CPU], loads={CUDA, CPU})
+    model = backend(fake, "cuda").load(onnx_files)
+    frame, crop, other, fourth = ((1, 3, h, 64) for h in (480, 320, 160, 96))
+    for shape in (frame, crop, frame, crop, other, frame):
+        (out,) = model.infer({"x": np.ones(shape, np.float32)})
+        assert out.shape == shape
+    assert len(fake.sessions) == 3  # one per shape, none made twice
+    model.infer({"x": np.ones(fourth, np.float32)})  # a fourth shape: the least recent goes
+    model.infer({"x": np.ones(crop, np.float32)})
+    assert len(fake.sessions) == 5  # crop was the least recently used: made again
+    # On the CPU provider one session takes every shape.
+    cpu = FakeORT([CPU])
+    model = backend(cpu, "cpu").load(onnx_files)
+    for shape in (frame, crop, other):
+        model.infer({"x": np.ones(shape, np.float32)})
+    assert len(cpu.sessions) == 1
+
+
+def test_cuda_conv_search_is_passed_on_and_checked(onnx_files: ModelFiles) -> None:
+    fake = FakeORT([CUDA, CPU], loads={CUDA, CPU})
+    config = BackendConfig(runtime="onnxruntime", device="cuda", cuda_conv_search="EXHAUSTIVE")
+    ONNXRuntimeBackend(config, fake).load(onnx_files)
+    assert fake.sessions[0]["providers"][0][1]["cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    with pytest.raises(ConfigError, match="cuda_conv_search must be HEURISTIC, EXHAUSTIVE"):
+        BackendConfig(runtime="onnxruntime", cuda_conv_search="DEFAULT")
 
 
 def test_cuda_as_a_plugin_provider(onnx_files: ModelFiles) -> None:
