@@ -26,7 +26,7 @@ from pathlib import Path
 
 from obscura.errors import ModelStoreError
 from obscura.zoo.manifest import SampleSpec, load_samples
-from obscura.zoo.store import fetch_sample, sha256_of
+from obscura.zoo.store import cache_folder, fetch_sample, sha256_of
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "data" / "media.toml"
@@ -43,11 +43,7 @@ class MediaError(Exception):
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("OBSCURA_TEST_MEDIA_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "obscura" / "test-media"
+    return cache_folder("OBSCURA_TEST_MEDIA_DIR", "test-media")
 
 
 def manifest() -> list[tuple[SampleSpec, list[str]]]:

@@ -37,11 +37,10 @@ from obscura.backends import (
 from obscura.errors import ModelStoreError
 from obscura.imageio import read_image
 from obscura.types import ImageArray, ObjectClass
-from obscura.zoo.store import ModelStore
+from obscura.zoo.store import INT8_QUANTIZER, ModelStore
 
 log = logging.getLogger(__name__)
 
-QUANTIZER_VERSION = "1"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_SAMPLES = 300  # tensors per model kept for calibration (NNCF's own default subset size)
 
@@ -184,6 +183,12 @@ def quantize(
             model,
             nncf.Dataset(samples, lambda s, k=key: s[k]),
             subset_size=len(samples),
+            # 7-bit weights in every layer: on CPUs without VNNI (AVX2) the 8-bit products
+            # saturate, and the plate model lost 4.5 points of recall on the composite set
+            # (0.755 -> 0.710); with the fix it is 0.751 there, as on VNNI CPUs.
+            advanced_parameters=nncf.AdvancedQuantizationParameters(
+                overflow_fix=nncf.OverflowFix.ENABLE
+            ),
         )
 
         def write(folder: Path, q: ov.Model = quantized) -> None:
@@ -191,7 +196,7 @@ def quantize(
 
         record = {
             "name": name,
-            "quantizer": QUANTIZER_VERSION,
+            "quantizer": INT8_QUANTIZER,
             "nncf": nncf.__version__,
             "calibration": calibration_id,
             "samples": len(samples),

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 Status = Literal["ready", "missing", "corrupt", "local"]
 _CONVERTER_VERSION = "1"
+# The INT8 variants' recipe (obscura.quantize); variants of another one count as missing.
+# 2: NNCF's overflow fix on every layer (7-bit weights), so that CPUs without VNNI (AVX2 only),
+# whose 8-bit products saturate, compute what VNNI CPUs compute.
+INT8_QUANTIZER = "2"
 # A format whose conversion changed keys its models' cache anew (the others keep theirs):
 # yolov8-pt 2 = height and width dynamic; yolov8-pt 3 and tflite 2 = an ONNX form as well.
 _FORMAT_VERSIONS = {"yolov8-pt": "3", "tflite": "2"}
@@ -49,12 +53,18 @@ _FORMAT_VERSIONS = {"yolov8-pt": "3", "tflite": "2"}
 _ONNX_AXES = {"yolov8-pt": {2: "height", 3: "width"}, "tflite": {0: "batch"}}
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("OBSCURA_MODEL_DIR")
+def cache_folder(variable: str, name: str) -> Path:
+    """``$variable`` where it is set, else ``name`` in Obscura's user cache folder
+    (``$XDG_CACHE_HOME/obscura``, ``~/.cache/obscura``)."""
+    env = os.environ.get(variable)
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "obscura" / "models"
+    return Path(base) / "obscura" / name
+
+
+def default_cache_dir() -> Path:
+    return cache_folder("OBSCURA_MODEL_DIR", "models")
 
 
 def sha256_of(path: Path) -> str:
@@ -214,8 +224,13 @@ class ModelStore:
             return "corrupt"
 
     def _int8_xml(self, spec: ModelSpec) -> Path | None:
+        """The INT8 variant's IR; None where there is none, or one an older quantizer made
+        (``models fetch`` then makes it anew)."""
         directory = self.int8_dir(spec)
         if not (directory / "ready.json").exists():
+            return None
+        record = json.loads((directory / "ready.json").read_text())
+        if record.get("quantizer") != INT8_QUANTIZER:
             return None
         _verified_record(spec, directory, "models quantize")
         return directory / "model.xml"
