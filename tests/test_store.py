@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from obscura.backends import BackendConfig, create_backend
 from obscura.errors import ConfigError, ModelStoreError
 from obscura.zoo.manifest import load_manifest, load_samples
-from obscura.zoo.store import ModelStore, fetch_sample
+from obscura.zoo.store import INT8_QUANTIZER, ModelStore, fetch_sample
 
 
 def tiny_onnx() -> bytes:
@@ -367,3 +367,16 @@ def test_a_packed_onnx_store_holds_and_checks_only_the_onnx_forms(
     with files.onnx.open("r+b") as f:
         f.write(b"x")
     assert packed.status("pyplatex-plates") == "corrupt"
+
+
+def test_an_int8_variant_of_an_older_recipe_counts_as_missing(tmp_path: Path) -> None:
+    """Variants quantized by an older recipe (8-bit weights that saturate on AVX2 CPUs) are
+    made anew by `models fetch`; a current one with its files gone is corrupt."""
+    store = ModelStore(tmp_path)
+    folder = store.int8_dir(store.spec("centerface"))
+    folder.mkdir(parents=True)
+    (folder / "ready.json").write_text(json.dumps({"quantizer": "1", "sha256": {}}))
+    assert store.int8_status("centerface") == "missing"
+    record = {"quantizer": INT8_QUANTIZER, "sha256": {"model.xml": "0" * 64}}
+    (folder / "ready.json").write_text(json.dumps(record))
+    assert store.int8_status("centerface") == "corrupt"
