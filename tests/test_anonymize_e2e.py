@@ -210,7 +210,10 @@ def test_masks_hold_exact_codes_and_agree_with_metadata(four_class_run: Run) -> 
 
 def test_blacken_changes_exactly_the_masked_pixels(tmp_path: Path, data_dir: Path) -> None:
     tree = {"skimage_astronaut.png": "a.png", "visp_solvay1927.png": "b.png"}
-    run = anonymize(tmp_path, data_dir, tree, "-a", ALL, "-m", "blacken", "--fill-color", "1,2,3")
+    run = anonymize(
+        tmp_path, data_dir, tree, "-a", ALL, "-m", "blacken", "--fill-color", "1,2,3",
+        "--save-mask", "all",
+    )  # fmt: skip
     assert run.code == 0, run.stderr
     for rel in tree.values():
         before = cv2.imread(str(run.inputs / rel))
@@ -224,8 +227,9 @@ def test_blacken_changes_exactly_the_masked_pixels(tmp_path: Path, data_dir: Pat
 @pytest.mark.parametrize("method", ["blur", "pixelate"])
 def test_methods_change_only_masked_pixels(tmp_path: Path, data_dir: Path, method: str) -> None:
     run = anonymize(
-        tmp_path, data_dir, {"visp_solvay1927.png": "s.png"}, "-a", "face", "-m", method
-    )
+        tmp_path, data_dir, {"visp_solvay1927.png": "s.png"}, "-a", "face", "-m", method,
+        "--save-mask", "binary",
+    )  # fmt: skip
     assert run.code == 0, run.stderr
     before = cv2.imread(str(run.inputs / "s.png"))
     after = cv2.imread(str(run.outputs / "s.png"))
@@ -323,7 +327,9 @@ def audio_packets(path: Path) -> list[int]:
 
 
 def test_video_round_trip(tmp_path: Path, data_dir: Path) -> None:
-    run = anonymize(tmp_path, data_dir, {"kpa_movie_face.avi": "clips/movie.avi"})
+    run = anonymize(
+        tmp_path, data_dir, {"kpa_movie_face.avi": "clips/movie.avi"}, "--save-mask", "all"
+    )
     assert run.code == 0, run.stderr
     out = run.outputs / "clips"
     assert sorted(p.name for p in out.iterdir()) == [
