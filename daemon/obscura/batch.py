@@ -35,6 +35,7 @@ from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import Tracker, TrackerConfig
 from obscura.types import ImageArray
+from obscura.wire import Options
 
 if TYPE_CHECKING:
     from obscura.client import Client
@@ -215,11 +216,9 @@ class RemoteImages:
     """The daemon does the work: the file's bytes go over gRPC as they are."""
 
     def __init__(self, client: Client, options: AnonymizeOptions):
-        from obscura.server.convert import options_to_proto
-
         self.client = client
         self.options = options
-        self.request_options = options_to_proto(options)
+        self.request_options = options.to_wire().to_proto()
 
     def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
         from obscura.server.convert import metadata_from_proto
@@ -252,7 +251,7 @@ class BatchRunner:
     def __init__(
         self,
         processor: FrameProcessor | None,
-        options: AnonymizeOptions,
+        options: AnonymizeOptions | Options,
         output_dir: Path,
         *,
         progress: bool | None = None,
@@ -266,6 +265,8 @@ class BatchRunner:
             raise InvalidInput(f"instance mask suffix {ins_suffix!r} must be a plain name part")
         self.ins_suffix = ins_suffix
         self.processor = processor
+        if isinstance(options, Options):  # the wire's, as the CLI and clients give them
+            options = AnonymizeOptions.from_wire(options)
         self.options = options
         self.output_dir = output_dir
         self.client = client
@@ -452,12 +453,11 @@ class BatchRunner:
         This thread both decodes (reading ahead) and encodes, so the video containers are only
         touched here; gRPC's sender thread only takes requests from a queue.
         """
-        from obscura.server.convert import options_to_proto
         from obscura.v1 import anonymizer_pb2 as pb
 
         assert self.client is not None
         requests: queue.Queue[pb.AnonymizeRequest | None] = queue.Queue()
-        options = options_to_proto(self.options, output_format="raw")
+        options = self.options.to_wire(output_format="raw").to_proto()
         window: collections.deque[DecodedFrame] = collections.deque()
         source = iter(tx.frames())
         done = False

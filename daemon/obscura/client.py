@@ -23,8 +23,8 @@ import json
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,9 +34,21 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from obscura.errors import InvalidInput, ObscuraError
-from obscura.types import ImageArray, ObjectClass
+from obscura.types import ImageArray
 from obscura.v1 import anonymizer_pb2 as pb
 from obscura.v1 import anonymizer_pb2_grpc as pb_grpc
+from obscura.wire import Options
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "FrameFailed",
+    "Options",
+    "RemoteError",
+    "Result",
+    "request_for",
+    "result_from",
+]
 
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
@@ -96,57 +108,6 @@ def service_config(retries: int) -> str:
             ],
         }
     )
-
-
-@dataclass(frozen=True)
-class Options:
-    """Request options in plain Python: ``classes`` maps class labels to methods."""
-
-    classes: Mapping[str, str] = field(
-        default_factory=lambda: {"face": "blur", "license-plate": "blur"}
-    )
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    bbox: bool = False
-    save_mask: str = "none"  # all, instance, binary, none
-    mask_scale: int = 100
-    mask_encoding: str = "celantur"  # or celantur-v26
-    output_format: str | None = None  # jpeg, png, webp, bmp, raw; None: the input's
-    quality: int = 90
-    fill_color: tuple[int, int, int] | None = None
-
-    def to_proto(self) -> pb.Options:
-        msg = pb.Options(
-            bbox=self.bbox,
-            save_mask=_enum_value(pb.SaveMask, "SAVE_MASK_", self.save_mask),
-            mask_scale=self.mask_scale,
-            mask_encoding=_enum_value(pb.MaskEncoding, "MASK_ENCODING_", self.mask_encoding),
-            quality=self.quality,
-        )
-        if self.output_format:
-            msg.output_format = _enum_value(pb.ImageFormat, "IMAGE_FORMAT_", self.output_format)
-        for label, method in self.classes.items():
-            try:
-                code = int(ObjectClass.from_label(label))
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from None
-            item = msg.classes.add(
-                object_class=code, method=_enum_value(pb.Method, "METHOD_", method)
-            )
-            if label in self.thresholds:
-                item.threshold = self.thresholds[label]
-        if self.fill_color is not None:
-            r, g, b = self.fill_color
-            msg.fill_color.CopyFrom(pb.Color(r=r, g=g, b=b))
-        return msg
-
-
-def _enum_value(enum: Any, prefix: str, name: str) -> Any:
-    key = prefix + name.upper().replace("-", "_")
-    try:
-        return enum.Value(key)
-    except ValueError:
-        names = [n[len(prefix) :].lower().replace("_", "-") for n in enum.keys()[1:]]
-        raise InvalidInput(f"unknown value {name!r} (known: {', '.join(names)})") from None
 
 
 @dataclass
@@ -213,7 +174,8 @@ def _decode_png(data: bytes, *, rgb: bool) -> ImageArray | None:
 
 
 def result_from(response: pb.AnonymizeResponse) -> Result:
-    from obscura.server.convert import IMAGE_FORMATS, metadata_from_proto
+    from obscura.server.convert import metadata_from_proto
+    from obscura.wire import IMAGE_FORMATS
 
     which = response.WhichOneof("image")
     t = response.timings

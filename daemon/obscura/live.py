@@ -238,7 +238,7 @@ def run_live(
     source = LiveSource(url, stats, stop)
     pending: dict[int, SourceFrame] = {}
     lock = threading.Lock()
-    wire = Options(**{**asdict(options), "output_format": "raw"})
+    wire = options.replace(output_format="raw")
 
     def requests() -> Iterator[Any]:
         for sent, frame in enumerate(source.frames(), start=1):
