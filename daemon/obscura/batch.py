@@ -9,11 +9,10 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import queue
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -448,69 +447,39 @@ class BatchRunner:
     def _remote_frames(
         self, tx: VideoTranscoder, filename: str, folder: str
     ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
-        """Frames through the daemon's AnonymizeStream as raw BGR, ``STREAM_WINDOW`` in flight.
+        """Frames through the daemon(s) as raw BGR, ``STREAM_WINDOW`` in flight, with the
+        client's frames path: a daemon that goes away or is busy hands its unanswered frames
+        to another (or to itself, back), so every frame is answered once and in order.
 
-        This thread both decodes (reading ahead) and encodes, so the video containers are only
-        touched here; gRPC's sender thread only takes requests from a queue.
+        The frames are decoded in this thread (the client takes the next request each time it
+        hands over a result), so the video containers are only touched here.
         """
-        from obscura.v1 import anonymizer_pb2 as pb
+        import grpc
+
+        from obscura.client import FrameFailed, RemoteError, request_for, status_of
 
         assert self.client is not None
-        requests: queue.Queue[pb.AnonymizeRequest | None] = queue.Queue()
-        options = self.options.to_wire(output_format="raw").to_proto()
+        options = self.options.to_wire(output_format="raw")
         window: collections.deque[DecodedFrame] = collections.deque()
-        source = iter(tx.frames())
-        done = False
 
-        def push() -> None:
-            nonlocal done
-            if done:
-                return
-            frame = next(source, None)
-            if frame is None:
-                done = True
-                requests.put(None)
-                return
-            h, w = frame.image.shape[:2]
-            request = pb.AnonymizeRequest(
-                raw=pb.RawFrame(
-                    width=w, height=h, format=pb.PIXEL_FORMAT_BGR24, data=frame.image.tobytes()
-                ),
-                frame_index=frame.index,
-                timestamp=frame.time or 0.0,
-            )
-            if frame.index == 0:
-                request.options.CopyFrom(options)
-            window.append(frame)
-            requests.put(request)
+        def requests() -> Iterator[Any]:
+            for frame in tx.frames():
+                window.append(frame)
+                yield request_for(
+                    frame.image,
+                    options if frame.index == 0 else None,
+                    frame_index=frame.index,
+                    timestamp=frame.time or 0.0,
+                )
 
-        for _ in range(STREAM_WINDOW):
-            push()
-        try:
-            yield from self._answers(
-                self.client.stream(iter(requests.get, None)), window, push, filename, folder
-            )
-        finally:
-            if not done:
-                requests.put(None)  # ends the request stream if we stop early
-
-    def _answers(
-        self,
-        responses: Iterator[Any],
-        window: collections.deque[DecodedFrame],
-        push: Callable[[], None],
-        filename: str,
-        folder: str,
-    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
-        from obscura.server.convert import metadata_from_proto
-
-        for response in responses:
+        for result in self.client.frames(requests(), in_flight=STREAM_WINDOW):
             frame = window.popleft()
-            if response.HasField("error"):
-                raise InvalidInput(f"frame {frame.index}: the daemon says {response.error.message}")
-            raw = response.raw
-            image = np.frombuffer(raw.data, dtype=np.uint8).reshape(raw.height, raw.width, 3)
-            meta = metadata_from_proto(response.metadata)
+            if isinstance(result, FrameFailed):
+                text = f"frame {frame.index}: the daemon says {result}"
+                if status_of(result.code) is grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidInput(text)
+                raise RemoteError(status_of(result.code), text)  # tried again later
+            meta = result.metadata
             for d in meta["detections"]:
                 d["parent_image"] = frame.index
             time = None if frame.time is None else round(frame.time, 6)
@@ -530,20 +499,23 @@ class BatchRunner:
             yield (
                 frame,
                 FrameOutputs(
-                    image=image,
-                    binary_mask=_png(response.binary_mask, rgb=False)
-                    if response.binary_mask
+                    image=result.pixels(),
+                    binary_mask=_png(result.binary_mask_png, rgb=False)
+                    if result.binary_mask_png
                     else None,
                     instance_mask=(
-                        _png(response.instance_mask, rgb=True) if response.instance_mask else None
+                        _png(result.instance_mask_png, rgb=True)
+                        if result.instance_mask_png
+                        else None
                     ),
                     metadata=metadata,
                     counts=dict(Counter(d["type_label"] for d in meta["detections"])),
                 ),
             )
-            push()
         if window:
-            raise InvalidInput(f"the daemon answered {len(window)} frame(s) too few")
+            raise RemoteError(
+                grpc.StatusCode.UNAVAILABLE, f"{len(window)} frame(s) were not answered"
+            )
 
 
 STREAM_WINDOW = 4  # frames of a video in flight to the daemon
