@@ -12,6 +12,7 @@ from the daemons' debug log, which names the options each call and stream runs w
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -251,6 +252,12 @@ def test_obscura_stream(
     for image in decode_all(segment):
         zone = image[5:115, 5:195].reshape(-1, 3).astype(np.int32)
         assert np.abs(zone.mean(axis=0) - np.array(FILL[::-1])).max() < 12
+    # Live metadata carries what the frame ran with, as every other path's does.
+    frames = json.loads(next(out.glob("stream-*-0-*.json")).read_text())
+    assert [f["id"] for f in frames] == list(range(6))
+    assert all(f["zones"] == [z.as_dict() for z in PROBE.zones] for f in frames)
+    assert all(f["detect_every"] == 2 for f in frames)
+    assert all(d["source"] in ("detector", "track") for f in frames for d in f["detections"])
 
 
 def test_obscura_watch(

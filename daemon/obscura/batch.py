@@ -432,14 +432,15 @@ class BatchRunner:
                 detect=frame.index % every == 0,
             )
             time = None if frame.time is None else round(frame.time, 6)
-            extra = {"detect_every": every} if every > 1 else {}
             yield (
                 frame,
                 FrameOutputs(
                     image=result.image,
                     binary_mask=result.binary_mask() if save.binary else None,
                     instance_mask=result.instance_mask() if save.instance else None,
-                    metadata=result.metadata(frame.index, filename, folder, time=time, **extra),
+                    metadata=result.metadata(
+                        frame.index, filename, folder, time=time, timed=True, detect_every=every
+                    ),
                     counts=result.counts(),
                 ),
             )
@@ -479,23 +480,8 @@ class BatchRunner:
                 if status_of(result.code) is grpc.StatusCode.INVALID_ARGUMENT:
                     raise InvalidInput(text)
                 raise RemoteError(status_of(result.code), text)  # tried again later
-            meta = result.metadata
-            for d in meta["detections"]:
-                d["parent_image"] = frame.index
             time = None if frame.time is None else round(frame.time, 6)
-            metadata = {
-                "id": frame.index,
-                "filename": filename,
-                "folder": folder,
-                "size": meta["size"],
-                "duration": meta["duration"],
-                "time": time,
-                **({"detect_every": meta["detect_every"]} if "detect_every" in meta else {}),
-                "detections": meta["detections"],
-            }
-            for key in ("instance_ids_repeat", "zones"):
-                if key in meta:
-                    metadata[key] = meta[key]
+            record = result.record.as_frame(frame.index, filename, folder, time)
             yield (
                 frame,
                 FrameOutputs(
@@ -508,8 +494,8 @@ class BatchRunner:
                         if result.instance_mask_png
                         else None
                     ),
-                    metadata=metadata,
-                    counts=dict(Counter(d["type_label"] for d in meta["detections"])),
+                    metadata=record.to_dict(),
+                    counts=dict(Counter(d.type_label for d in record.detections)),
                 ),
             )
         if window:

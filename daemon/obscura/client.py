@@ -38,7 +38,7 @@ from obscura.errors import InvalidInput, ObscuraError
 from obscura.types import ImageArray
 from obscura.v1 import anonymizer_pb2 as pb
 from obscura.v1 import anonymizer_pb2_grpc as pb_grpc
-from obscura.wire import Options
+from obscura.wire import FrameMetadata, Options
 
 __all__ = [
     "AsyncClient",
@@ -178,8 +178,13 @@ class Result:
     raw: pb.RawFrame | None
     binary_mask_png: bytes
     instance_mask_png: bytes
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # the JSON object (DESIGN.md section 4)
     timings: dict[str, float]
+
+    @property
+    def record(self) -> FrameMetadata:
+        """The metadata as the typed record."""
+        return FrameMetadata.from_dict(self.metadata)
 
     @property
     def detections(self) -> list[dict[str, Any]]:
@@ -231,7 +236,6 @@ def _decode_png(data: bytes, *, rgb: bool) -> ImageArray | None:
 
 
 def result_from(response: pb.AnonymizeResponse) -> Result:
-    from obscura.server.convert import metadata_from_proto
     from obscura.wire import IMAGE_FORMATS
 
     which = response.WhichOneof("image")
@@ -244,7 +248,7 @@ def result_from(response: pb.AnonymizeResponse) -> Result:
         raw=response.raw if which == "raw" else None,
         binary_mask_png=response.binary_mask,
         instance_mask_png=response.instance_mask,
-        metadata=metadata_from_proto(response.metadata),
+        metadata=FrameMetadata.from_proto(response.metadata).to_dict(),
         timings={
             "decode": t.decode,
             "detect": t.detect,

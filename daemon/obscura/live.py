@@ -274,18 +274,8 @@ def run_live(
                 continue
             if writer is None:
                 writer = SegmentWriter(out_dir, name, segment_seconds, source.fps, stats)
-            meta = result.metadata
-            for d in meta["detections"]:
-                d["parent_image"] = frame.index
-            metadata = {
-                "id": frame.index,
-                "filename": name,
-                "folder": "",
-                "size": meta["size"],
-                "duration": meta["duration"],
-                "time": round(frame.time, 6),
-                "detections": meta["detections"],
-            }
+            record = result.record.as_frame(frame.index, name, "", round(frame.time, 6))
+            metadata = record.to_dict()
             writer.write(frame, result.pixels(), metadata)
             stats.frames += 1
     finally:

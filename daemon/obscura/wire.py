@@ -352,3 +352,191 @@ class Options:
 
 def zones_from_proto(items: Iterable[pb.Zone]) -> tuple[Zone, ...]:
     return tuple(Zone.from_proto(z, f"options.zones[{n}]") for n, z in enumerate(items))
+
+
+@dataclass(frozen=True)
+class DetectionRecord:
+    """One detection's metadata (DESIGN.md section 4), Celantur's field names."""
+
+    id: int
+    parent_image: str | int
+    offset: tuple[int, int]  # (x1, y1)
+    bbox: tuple[int, int, int, int]  # (x1, y1, x2, y2) in pixels of the image
+    score: float
+    is_anonymized: bool
+    type_label: str
+    type: int
+    color: tuple[int, int, int]  # RGB in the instance mask
+    covered_in_mask: bool = False  # drawn over whole by later objects: its colour is nowhere
+    source: str = ""  # with tracking: "detector" or "track"
+    track_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "parent_image": self.parent_image,
+            "offset": list(self.offset),
+            "bbox": list(self.bbox),
+            "score": round(self.score, 4),
+            "is_anonymized": self.is_anonymized,
+            "type_label": self.type_label,
+            "type": self.type,
+            "color": list(self.color),
+        }
+        if self.covered_in_mask:
+            out["covered_in_mask"] = True
+        if self.source:
+            out["source"] = self.source
+            out["track_id"] = self.track_id
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DetectionRecord:
+        x1, y1, x2, y2 = (int(v) for v in d["bbox"])
+        r, g, b = (int(v) for v in d["color"])
+        return cls(
+            id=int(d["id"]),
+            parent_image=d["parent_image"],
+            offset=(int(d["offset"][0]), int(d["offset"][1])),
+            bbox=(x1, y1, x2, y2),
+            score=float(d["score"]),
+            is_anonymized=bool(d["is_anonymized"]),
+            type_label=str(d["type_label"]),
+            type=int(d["type"]),
+            color=(r, g, b),
+            covered_in_mask=bool(d.get("covered_in_mask", False)),
+            source=str(d.get("source", "")),
+            track_id=d.get("track_id"),
+        )
+
+    def to_proto(self) -> pb.Detection:
+        return pb.Detection(
+            id=self.id,
+            parent_image=str(self.parent_image),
+            offset=list(self.offset),
+            bbox=list(self.bbox),
+            score=self.score,
+            is_anonymized=self.is_anonymized,
+            type_label=self.type_label,
+            type=self.type,
+            color=list(self.color),
+            source=self.source,
+            track_id=self.track_id,
+            covered_in_mask=self.covered_in_mask,
+        )
+
+    @classmethod
+    def from_proto(cls, d: pb.Detection) -> DetectionRecord:
+        x1, y1, x2, y2 = d.bbox
+        r, g, b = d.color
+        return cls(
+            id=d.id,
+            parent_image=d.parent_image,
+            offset=(d.offset[0], d.offset[1]),
+            bbox=(x1, y1, x2, y2),
+            score=round(d.score, 4),
+            is_anonymized=d.is_anonymized,
+            type_label=d.type_label,
+            type=d.type,
+            color=(r, g, b),
+            covered_in_mask=d.covered_in_mask,
+            source=d.source,
+            track_id=d.track_id if d.HasField("track_id") else None,
+        )
+
+
+@dataclass(frozen=True)
+class FrameMetadata:
+    """An image's or a frame's metadata (DESIGN.md section 4): what ``<stem>.json`` and the
+    video chunks hold, and the ``Metadata`` message of every response. One record on every
+    path: in-process, through a daemon, live streams and the watch folder."""
+
+    id: str | int  # the image's file name, or the frame number of a video
+    filename: str
+    folder: str
+    size: tuple[int, int]  # (width, height)
+    duration: float  # seconds of inference and anonymization
+    detections: tuple[DetectionRecord, ...] = ()
+    time: float | None = None  # video frames: seconds into the video (None: unknown)
+    timed: bool = False  # whether ``time`` is written (video frames)
+    detect_every: int = 1  # streams detecting every N-th frame only: N
+    zones: tuple[Zone, ...] = ()  # the zones that applied
+    instance_ids_repeat: tuple[str, ...] = ()  # classes with more than 255 instances
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "filename": self.filename,
+            "folder": self.folder,
+            "size": list(self.size),
+            "duration": round(self.duration, 4),
+        }
+        if self.timed:
+            out["time"] = self.time
+        if self.detect_every > 1:
+            out["detect_every"] = self.detect_every
+        out["detections"] = [d.to_dict() for d in self.detections]
+        if self.zones:
+            out["zones"] = [zone.as_dict() for zone in self.zones]
+        if self.instance_ids_repeat:
+            out["instance_ids_repeat"] = list(self.instance_ids_repeat)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FrameMetadata:
+        width, height = (int(v) for v in d["size"])
+        return cls(
+            id=d["id"],
+            filename=str(d["filename"]),
+            folder=str(d["folder"]),
+            size=(width, height),
+            duration=float(d["duration"]),
+            detections=tuple(DetectionRecord.from_dict(x) for x in d["detections"]),
+            time=d.get("time"),
+            timed="time" in d,
+            detect_every=int(d.get("detect_every", 1)),
+            zones=tuple(Zone.from_dict(z) for z in d.get("zones", [])),
+            instance_ids_repeat=tuple(d.get("instance_ids_repeat", [])),
+        )
+
+    def to_proto(self) -> pb.Metadata:
+        return pb.Metadata(
+            id=str(self.id),
+            filename=self.filename,
+            folder=self.folder,
+            size=list(self.size),
+            duration=self.duration,
+            detections=[d.to_proto() for d in self.detections],
+            instance_ids_repeat=list(self.instance_ids_repeat),
+            detect_every=self.detect_every if self.detect_every > 1 else 0,
+            zones=[zone.to_proto() for zone in self.zones],
+        )
+
+    @classmethod
+    def from_proto(cls, msg: pb.Metadata) -> FrameMetadata:
+        width, height = msg.size if len(msg.size) == 2 else (0, 0)
+        return cls(
+            id=msg.id,
+            filename=msg.filename,
+            folder=msg.folder,
+            size=(width, height),
+            duration=round(msg.duration, 4),
+            detections=tuple(DetectionRecord.from_proto(d) for d in msg.detections),
+            detect_every=msg.detect_every or 1,
+            zones=tuple(Zone.from_proto(z) for z in msg.zones),
+            instance_ids_repeat=tuple(msg.instance_ids_repeat),
+        )
+
+    def as_frame(self, index: int, filename: str, folder: str, time: float | None) -> FrameMetadata:
+        """This record as frame ``index`` of a video or stream named ``filename``."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            id=index,
+            filename=filename,
+            folder=folder,
+            time=time,
+            timed=True,
+            detections=tuple(replace(d, parent_image=index) for d in self.detections),
+        )

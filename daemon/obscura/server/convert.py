@@ -9,7 +9,7 @@ from obscura.errors import InvalidInput
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.server.service import FrameInput, FrameOutput, RawImage
 from obscura.v1 import anonymizer_pb2 as pb
-from obscura.wire import IMAGE_FORMATS_BACK, Options, Zone
+from obscura.wire import IMAGE_FORMATS_BACK, FrameMetadata, Options
 
 PIXEL_FORMATS = {
     pb.PIXEL_FORMAT_BGR24: "bgr24",
@@ -59,67 +59,14 @@ def frame_from_proto(req: pb.AnonymizeRequest) -> FrameInput:
     raise InvalidInput("the request holds no image (set `encoded` or `raw`)")
 
 
-def metadata_to_proto(meta: Mapping[str, Any]) -> pb.Metadata:
-    msg = pb.Metadata(
-        id=str(meta["id"]),
-        filename=str(meta["filename"]),
-        folder=str(meta["folder"]),
-        size=list(meta["size"]),
-        duration=float(meta["duration"]),
-        instance_ids_repeat=list(meta.get("instance_ids_repeat", [])),
-        detect_every=int(meta.get("detect_every", 0)),
-    )
-    msg.zones.extend(Zone.from_dict(zone).to_proto() for zone in meta.get("zones", []))
-    for d in meta["detections"]:
-        msg.detections.add(
-            id=d["id"],
-            parent_image=str(d["parent_image"]),
-            offset=d["offset"],
-            bbox=d["bbox"],
-            score=d["score"],
-            is_anonymized=d["is_anonymized"],
-            type_label=d["type_label"],
-            type=d["type"],
-            color=d["color"],
-            source=d.get("source", ""),
-            track_id=d.get("track_id"),
-            covered_in_mask=d.get("covered_in_mask", False),
-        )
-    return msg
+def metadata_to_proto(meta: Mapping[str, Any] | FrameMetadata) -> pb.Metadata:
+    record = meta if isinstance(meta, FrameMetadata) else FrameMetadata.from_dict(meta)
+    return record.to_proto()
 
 
 def metadata_from_proto(msg: pb.Metadata) -> dict[str, Any]:
     """The JSON metadata object (DESIGN.md section 4) from its protobuf form."""
-    out: dict[str, Any] = {
-        "id": msg.id,
-        "filename": msg.filename,
-        "folder": msg.folder,
-        "size": list(msg.size),
-        "duration": round(msg.duration, 4),
-        "detections": [
-            {
-                "id": d.id,
-                "parent_image": d.parent_image,
-                "offset": list(d.offset),
-                "bbox": list(d.bbox),
-                "score": round(d.score, 4),
-                "is_anonymized": d.is_anonymized,
-                "type_label": d.type_label,
-                "type": d.type,
-                "color": list(d.color),
-                **({"covered_in_mask": True} if d.covered_in_mask else {}),
-                **({"source": d.source, "track_id": d.track_id} if d.source else {}),
-            }
-            for d in msg.detections
-        ],
-    }
-    if msg.instance_ids_repeat:
-        out["instance_ids_repeat"] = list(msg.instance_ids_repeat)
-    if msg.detect_every:
-        out["detect_every"] = msg.detect_every
-    if msg.zones:
-        out["zones"] = [Zone.from_proto(z).as_dict() for z in msg.zones]
-    return out
+    return FrameMetadata.from_proto(msg).to_dict()
 
 
 def response_from_output(
