@@ -243,7 +243,14 @@ class RefusingClient:
                 raw=hidden,
                 binary_mask_png=b"",
                 instance_mask_png=b"",
-                metadata={"size": [raw.width, raw.height], "duration": 0.0, "detections": []},
+                metadata={
+                    "id": str(request.frame_index),
+                    "filename": "",
+                    "folder": "",
+                    "size": [raw.width, raw.height],
+                    "duration": 0.0,
+                    "detections": [],
+                },
                 timings={},
             )
 
