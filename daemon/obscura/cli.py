@@ -464,7 +464,10 @@ def _build_parser() -> argparse.ArgumentParser:
             "with PyAV, anonymize its frames through the daemon, and write rolling H.264 "
             "segments <name>-<n>.mkv with their metadata chunks and a status file each. A "
             "dropped source is reopened with backoff; frames are never reordered; frames the "
-            "source skipped are counted. SIGTERM ends the run cleanly."
+            "source skipped are counted; frames the daemon could not anonymize are left out and "
+            "counted. The anonymize options apply as in `anonymize`, but segments carry no "
+            "masks (--save-mask none). A daemon away or busy is retried with backoff. SIGTERM "
+            "ends the run cleanly."
         ),
     )
     st.set_defaults(handler=_cmd_stream)
