@@ -37,6 +37,7 @@ class DaemonProcess:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[str] | None = None
     statuses: list[str] = field(default_factory=list)
+    verbose: int = 1  # 2: the debug log, with the options each call runs with
 
     @property
     def socket(self) -> str:
@@ -48,7 +49,15 @@ class DaemonProcess:
         config.write_text("\n".join(lines) + "\n")
         self.log = (self.folder / "daemon.log").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "obscura.cli", "-v", "serve", "--config", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "obscura.cli",
+                "-" + "v" * self.verbose,
+                "serve",
+                "--config",
+                str(config),
+            ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,

@@ -159,3 +159,50 @@ def test_dispatcher_refuses_beyond_its_limit() -> None:
     outcomes = asyncio.run(scenario())
     assert outcomes.count("done") == 2
     assert any("limit of 2 frames in flight" in o for o in outcomes)
+
+
+def test_one_metadata_record_on_every_path() -> None:
+    """Every field of the Metadata and Detection messages survives the record, both ways."""
+    from obscura.wire import DetectionRecord, FrameMetadata, Zone
+
+    record = FrameMetadata(
+        id="7",
+        filename="cam",
+        folder="gate",
+        size=(640, 480),
+        duration=0.0123,
+        detections=(
+            DetectionRecord(
+                0,
+                "7",
+                (1, 2),
+                (1, 2, 30, 40),
+                0.5,
+                True,
+                "face",
+                192,
+                (192, 85, 0),
+                covered_in_mask=True,
+                source="track",
+                track_id=4,
+            ),
+        ),
+        detect_every=3,
+        zones=(Zone("privacy", ((0, 0), (10, 0), (10, 10)), "blacken"),),
+        instance_ids_repeat=("person",),
+    )
+    msg = record.to_proto()
+    for descriptor, item in (
+        (pb.Metadata.DESCRIPTOR, msg),
+        (pb.Detection.DESCRIPTOR, msg.detections[0]),
+    ):
+        for fd in descriptor.fields:
+            value = getattr(item, fd.name)
+            assert (len(value) if fd.is_repeated else value) or fd.name == "id", fd.name
+    assert FrameMetadata.from_proto(msg) == record
+    assert FrameMetadata.from_dict(record.to_dict()) == record
+    live = record.as_frame(12, "cam", "", 1.5).to_dict()
+    assert (live["id"], live["time"], live["detections"][0]["parent_image"]) == (12, 1.5, 12)
+    assert live["detections"][0]["covered_in_mask"] is True
+    assert live["zones"][0]["kind"] == "privacy"
+    assert (live["detect_every"], live["instance_ids_repeat"]) == (3, ["person"])

@@ -33,3 +33,36 @@ def write_video(
 def decode_all(path: Path) -> list[ImageArray]:
     with av.open(str(path)) as c:
         return [np.asarray(f.to_ndarray(format="bgr24")) for f in c.decode(video=0)]
+
+
+def write_video_with_audio(
+    path: Path, images: list[ImageArray], frames: int, *, rate: int = 25
+) -> None:
+    """Like :func:`write_video`, with a mono AAC tone as long as the video."""
+    h, w = images[0].shape[:2]
+    sample_rate, chunk = 16000, 1024
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=rate)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        audio = out.add_stream("aac", rate=sample_rate)
+        audio.layout = "mono"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(images[i % len(images)], format="bgr24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        samples = frames * sample_rate // rate
+        t = np.arange(samples, dtype=np.float32) / sample_rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for start in range(0, samples, chunk):
+            part = tone[start : start + chunk]
+            if len(part) < chunk:
+                part = np.pad(part, (0, chunk - len(part)))
+            sound = av.AudioFrame.from_ndarray(part[None, :], format="fltp", layout="mono")
+            sound.sample_rate = sample_rate
+            sound.pts = start
+            for packet in audio.encode(sound):
+                out.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                out.mux(packet)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import queue
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -35,6 +34,7 @@ from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import Tracker, TrackerConfig
 from obscura.types import ImageArray
+from obscura.wire import Options
 
 if TYPE_CHECKING:
     from obscura.client import Client
@@ -215,11 +215,9 @@ class RemoteImages:
     """The daemon does the work: the file's bytes go over gRPC as they are."""
 
     def __init__(self, client: Client, options: AnonymizeOptions):
-        from obscura.server.convert import options_to_proto
-
         self.client = client
         self.options = options
-        self.request_options = options_to_proto(options)
+        self.request_options = options.to_wire().to_proto()
 
     def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
         from obscura.server.convert import metadata_from_proto
@@ -252,7 +250,7 @@ class BatchRunner:
     def __init__(
         self,
         processor: FrameProcessor | None,
-        options: AnonymizeOptions,
+        options: AnonymizeOptions | Options,
         output_dir: Path,
         *,
         progress: bool | None = None,
@@ -266,6 +264,8 @@ class BatchRunner:
             raise InvalidInput(f"instance mask suffix {ins_suffix!r} must be a plain name part")
         self.ins_suffix = ins_suffix
         self.processor = processor
+        if isinstance(options, Options):  # the wire's, as the CLI and clients give them
+            options = AnonymizeOptions.from_wire(options)
         self.options = options
         self.output_dir = output_dir
         self.client = client
@@ -432,14 +432,15 @@ class BatchRunner:
                 detect=frame.index % every == 0,
             )
             time = None if frame.time is None else round(frame.time, 6)
-            extra = {"detect_every": every} if every > 1 else {}
             yield (
                 frame,
                 FrameOutputs(
                     image=result.image,
                     binary_mask=result.binary_mask() if save.binary else None,
                     instance_mask=result.instance_mask() if save.instance else None,
-                    metadata=result.metadata(frame.index, filename, folder, time=time, **extra),
+                    metadata=result.metadata(
+                        frame.index, filename, folder, time=time, timed=True, detect_every=every
+                    ),
                     counts=result.counts(),
                 ),
             )
@@ -447,103 +448,60 @@ class BatchRunner:
     def _remote_frames(
         self, tx: VideoTranscoder, filename: str, folder: str
     ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
-        """Frames through the daemon's AnonymizeStream as raw BGR, ``STREAM_WINDOW`` in flight.
+        """Frames through the daemon(s) as raw BGR, ``STREAM_WINDOW`` in flight, with the
+        client's frames path: a daemon that goes away or is busy hands its unanswered frames
+        to another (or to itself, back), so every frame is answered once and in order.
 
-        This thread both decodes (reading ahead) and encodes, so the video containers are only
-        touched here; gRPC's sender thread only takes requests from a queue.
+        The frames are decoded in this thread (the client takes the next request each time it
+        hands over a result), so the video containers are only touched here.
         """
-        from obscura.server.convert import options_to_proto
-        from obscura.v1 import anonymizer_pb2 as pb
+        import grpc
+
+        from obscura.client import FrameFailed, RemoteError, request_for, status_of
 
         assert self.client is not None
-        requests: queue.Queue[pb.AnonymizeRequest | None] = queue.Queue()
-        options = options_to_proto(self.options, output_format="raw")
+        options = self.options.to_wire(output_format="raw")
         window: collections.deque[DecodedFrame] = collections.deque()
-        source = iter(tx.frames())
-        done = False
 
-        def push() -> None:
-            nonlocal done
-            if done:
-                return
-            frame = next(source, None)
-            if frame is None:
-                done = True
-                requests.put(None)
-                return
-            h, w = frame.image.shape[:2]
-            request = pb.AnonymizeRequest(
-                raw=pb.RawFrame(
-                    width=w, height=h, format=pb.PIXEL_FORMAT_BGR24, data=frame.image.tobytes()
-                ),
-                frame_index=frame.index,
-                timestamp=frame.time or 0.0,
-            )
-            if frame.index == 0:
-                request.options.CopyFrom(options)
-            window.append(frame)
-            requests.put(request)
+        def requests() -> Iterator[Any]:
+            for frame in tx.frames():
+                window.append(frame)
+                yield request_for(
+                    frame.image,
+                    options if frame.index == 0 else None,
+                    frame_index=frame.index,
+                    timestamp=frame.time or 0.0,
+                )
 
-        for _ in range(STREAM_WINDOW):
-            push()
-        try:
-            yield from self._answers(
-                self.client.stream(iter(requests.get, None)), window, push, filename, folder
-            )
-        finally:
-            if not done:
-                requests.put(None)  # ends the request stream if we stop early
-
-    def _answers(
-        self,
-        responses: Iterator[Any],
-        window: collections.deque[DecodedFrame],
-        push: Callable[[], None],
-        filename: str,
-        folder: str,
-    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
-        from obscura.server.convert import metadata_from_proto
-
-        for response in responses:
+        for result in self.client.frames(requests(), in_flight=STREAM_WINDOW):
             frame = window.popleft()
-            if response.HasField("error"):
-                raise InvalidInput(f"frame {frame.index}: the daemon says {response.error.message}")
-            raw = response.raw
-            image = np.frombuffer(raw.data, dtype=np.uint8).reshape(raw.height, raw.width, 3)
-            meta = metadata_from_proto(response.metadata)
-            for d in meta["detections"]:
-                d["parent_image"] = frame.index
+            if isinstance(result, FrameFailed):
+                text = f"frame {frame.index}: the daemon says {result}"
+                if status_of(result.code) is grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidInput(text)
+                raise RemoteError(status_of(result.code), text)  # tried again later
             time = None if frame.time is None else round(frame.time, 6)
-            metadata = {
-                "id": frame.index,
-                "filename": filename,
-                "folder": folder,
-                "size": meta["size"],
-                "duration": meta["duration"],
-                "time": time,
-                **({"detect_every": meta["detect_every"]} if "detect_every" in meta else {}),
-                "detections": meta["detections"],
-            }
-            for key in ("instance_ids_repeat", "zones"):
-                if key in meta:
-                    metadata[key] = meta[key]
+            record = result.record.as_frame(frame.index, filename, folder, time)
             yield (
                 frame,
                 FrameOutputs(
-                    image=image,
-                    binary_mask=_png(response.binary_mask, rgb=False)
-                    if response.binary_mask
+                    image=result.pixels(),
+                    binary_mask=_png(result.binary_mask_png, rgb=False)
+                    if result.binary_mask_png
                     else None,
                     instance_mask=(
-                        _png(response.instance_mask, rgb=True) if response.instance_mask else None
+                        _png(result.instance_mask_png, rgb=True)
+                        if result.instance_mask_png
+                        else None
                     ),
-                    metadata=metadata,
-                    counts=dict(Counter(d["type_label"] for d in meta["detections"])),
+                    metadata=record.to_dict(),
+                    counts=dict(Counter(d.type_label for d in record.detections)),
                 ),
             )
-            push()
         if window:
-            raise InvalidInput(f"the daemon answered {len(window)} frame(s) too few")
+            raise RemoteError(
+                grpc.StatusCode.UNAVAILABLE, f"{len(window)} frame(s) were not answered"
+            )
 
 
 STREAM_WINDOW = 4  # frames of a video in flight to the daemon

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from obscura.client import Client
     from obscura.pipeline.detect import Detector
     from obscura.pipeline.options import Method
+    from obscura.wire import Options as WireOptions
     from obscura.zoo.store import ModelStore
 
 log = logging.getLogger("obscura")
@@ -268,7 +269,14 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Detect and anonymize faces, license plates, persons and vehicles.",
     )
     parser.add_argument("--version", action="version", version=f"obscura {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log progress to stderr; -vv: Obscura's debug log too (the daemon logs the "
+        "options each call and stream runs with)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="the model store: list and fetch models")
@@ -456,7 +464,10 @@ def _build_parser() -> argparse.ArgumentParser:
             "with PyAV, anonymize its frames through the daemon, and write rolling H.264 "
             "segments <name>-<n>.mkv with their metadata chunks and a status file each. A "
             "dropped source is reopened with backoff; frames are never reordered; frames the "
-            "source skipped are counted. SIGTERM ends the run cleanly."
+            "source skipped are counted; frames the daemon could not anonymize are left out and "
+            "counted. The anonymize options apply as in `anonymize`, but segments carry no "
+            "masks (--save-mask none). A daemon away or busy is retried with backoff. SIGTERM "
+            "ends the run cleanly."
         ),
     )
     st.set_defaults(handler=_cmd_stream)
@@ -710,15 +721,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
-    from obscura.pipeline.options import (
-        MaskEncoding,
-        Method,
-        Zone,
-        ZoneKind,
-        parse_colour,
-        parse_points,
-    )
+def _wire_options(args: argparse.Namespace) -> WireOptions:
+    """Every anonymize option of the command line as the wire's options: what the pipeline
+    runs with here, and what is sent to a daemon (``--server``, ``watch``, ``stream``)."""
+    from obscura.pipeline.options import Method, ZoneKind
+    from obscura.wire import Options, Zone, parse_colour, parse_points
 
     method = Method.BLUR
     class_methods: dict[ObjectClass, Method] = {}
@@ -728,20 +735,18 @@ def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
                 method = m
             else:
                 class_methods[cls] = m
-    thresholds = {k: v for item in args.threshold for k, v in item.items()}
-    enlarge = dict(DEFAULT_ENLARGE)
-    for item in args.enlarge:
-        enlarge.update(item)
-    return AnonymizeOptions(
-        methods=AnonymizeOptions.choose_methods(args.anonymize, method, class_methods),
-        thresholds=thresholds,
+    methods = AnonymizeOptions.choose_methods(args.anonymize, method, class_methods)
+    fill = parse_colour(args.fill_color)
+    options = Options(
+        classes={cls.label: m for cls, m in methods.items()},
+        thresholds={k.label: v for item in args.threshold for k, v in item.items()},
+        enlarge={k.label: v for item in args.enlarge for k, v in item.items()},
         bbox=args.bbox,
-        enlarge=enlarge,
-        fill_rgb=parse_colour(args.fill_color),
-        save_mask=SaveMask(args.save_mask),
+        save_mask=args.save_mask,
         mask_scale=args.mask_scale,
-        mask_encoding=MaskEncoding(args.mask_encoding),
+        mask_encoding=args.mask_encoding,
         quality=args.quality,
+        fill_color=None if fill == (0, 0, 0) else fill,
         track_hold=args.track_hold,
         detect_every=args.detect_every,
         zones=tuple(
@@ -753,13 +758,15 @@ def _anonymize_options(args: argparse.Namespace) -> AnonymizeOptions:
             for text in texts
         ),
     )
+    AnonymizeOptions.from_wire(options)  # every value checked here, before any work
+    return options
 
 
 def _cmd_anonymize(args: argparse.Namespace) -> int:
     from obscura.batch import BatchRunner, print_summary
     from obscura.pipeline.frame import FrameProcessor
 
-    options = _anonymize_options(args)
+    options = _wire_options(args)
     client = _client(args, args.server) if args.server else None
     processor = None if client else FrameProcessor(_detector(_config(args)))
     try:
@@ -788,7 +795,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from obscura.pipeline.frame import FrameProcessor
     from obscura.watch import Watcher
 
-    options = _anonymize_options(args)
+    options = _wire_options(args)
     client = _client(args, args.server) if args.server else None
     processor = None if client else FrameProcessor(_detector(_config(args)))
     runner = BatchRunner(
@@ -821,18 +828,11 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from obscura.client import Options
     from obscura.live import run_live, stats_text
 
-    opts = _anonymize_options(args)
-    options = Options(
-        classes={c.label: m.value for c, m in opts.methods.items()},
-        thresholds={c.label: v for c, v in opts.thresholds.items()},
-        bbox=opts.bbox,
-        save_mask="none",
-        quality=opts.quality,
-        fill_color=opts.fill_rgb,
-    )
+    options = _wire_options(args)
+    if options.save_mask != "none":
+        raise ObscuraError("stream: segments carry no masks; --save-mask must be none")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -990,6 +990,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.verbose > 1:
+        logging.getLogger("obscura").setLevel(logging.DEBUG)
     try:
         return int(args.handler(args))
     except ObscuraError as exc:

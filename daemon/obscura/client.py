@@ -11,20 +11,21 @@ with Client("unix:///run/obscura/obscura.sock") as client:
 
 Several daemons: ``Client(["10.0.0.5:50051", "10.0.0.6:50051"])`` or a DNS name with several
 addresses (``Client("dns:///obscura.internal:50051")``) spreads calls with gRPC's own
-``round_robin`` balancing; unary calls are retried on UNAVAILABLE by gRPC's retry policy, and
-:meth:`Client.frames` re-sends the unanswered frames of a stream on another daemon when one goes
-away, so every frame is answered exactly once and in order.
+``round_robin`` balancing. Passing errors (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED)
+are retried with backoff for up to ``retry_for`` seconds and never taken as a verdict on the
+input; :meth:`Client.frames` re-sends the unanswered frames of a stream on another daemon (or the
+same one, back) when one goes away, so every frame is answered exactly once and in order.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import logging
 import queue
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,12 +35,33 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from obscura.errors import InvalidInput, ObscuraError
-from obscura.types import ImageArray, ObjectClass
+from obscura.types import ImageArray
 from obscura.v1 import anonymizer_pb2 as pb
 from obscura.v1 import anonymizer_pb2_grpc as pb_grpc
+from obscura.wire import FrameMetadata, Options
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "FrameFailed",
+    "Options",
+    "RemoteError",
+    "Result",
+    "request_for",
+    "result_from",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+# Passing errors: the daemon busy, away or restarting. Retried with backoff, never final.
+TRANSIENT = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
+RETRYABLE = TRANSIENT
+DEFAULT_RETRY_FOR = 60.0  # seconds without an answer before a passing error is raised
 
 
 class RemoteError(ObscuraError):
@@ -49,6 +71,53 @@ class RemoteError(ObscuraError):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.details = message
+
+
+def status_of(code: int) -> grpc.StatusCode:
+    for status in grpc.StatusCode:
+        if status.value[0] == code:
+            return status
+    return grpc.StatusCode.UNKNOWN
+
+
+def _passing(code: int) -> bool:
+    """Whether a per-frame error code is a passing one (the frame is sent again)."""
+    return status_of(code) in TRANSIENT
+
+
+class _Again(Exception):
+    """A frame answered with a passing error, or a stream that ended early."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Backoff:
+    """Exponential backoff (0.1 s doubling up to 2 s) for passing errors; raises RemoteError
+    once ``budget`` seconds have passed since the last success (or the start)."""
+
+    def __init__(self, budget: float, first: float = 0.1, most: float = 2.0):
+        self.budget = budget
+        self.first = first
+        self.most = most
+        self.reset()
+
+    def reset(self) -> None:
+        self.since = time.monotonic()
+        self.delay = self.first
+        self.tries = 0
+
+    def wait(self, code: grpc.StatusCode, message: str) -> None:
+        self.tries += 1
+        if time.monotonic() + self.delay - self.since > self.budget:
+            raise RemoteError(
+                code, f"{message} (still failing after {self.tries} tries in {self.budget:g} s)"
+            )
+        log.info("%s: %s; trying again in %.1f s", code.name, message, self.delay)
+        time.sleep(self.delay)
+        self.delay = min(self.most, self.delay * 2)
 
 
 def remote_error(exc: grpc.RpcError) -> ObscuraError:
@@ -98,57 +167,6 @@ def service_config(retries: int) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Options:
-    """Request options in plain Python: ``classes`` maps class labels to methods."""
-
-    classes: Mapping[str, str] = field(
-        default_factory=lambda: {"face": "blur", "license-plate": "blur"}
-    )
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    bbox: bool = False
-    save_mask: str = "none"  # all, instance, binary, none
-    mask_scale: int = 100
-    mask_encoding: str = "celantur"  # or celantur-v26
-    output_format: str | None = None  # jpeg, png, webp, bmp, raw; None: the input's
-    quality: int = 90
-    fill_color: tuple[int, int, int] | None = None
-
-    def to_proto(self) -> pb.Options:
-        msg = pb.Options(
-            bbox=self.bbox,
-            save_mask=_enum_value(pb.SaveMask, "SAVE_MASK_", self.save_mask),
-            mask_scale=self.mask_scale,
-            mask_encoding=_enum_value(pb.MaskEncoding, "MASK_ENCODING_", self.mask_encoding),
-            quality=self.quality,
-        )
-        if self.output_format:
-            msg.output_format = _enum_value(pb.ImageFormat, "IMAGE_FORMAT_", self.output_format)
-        for label, method in self.classes.items():
-            try:
-                code = int(ObjectClass.from_label(label))
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from None
-            item = msg.classes.add(
-                object_class=code, method=_enum_value(pb.Method, "METHOD_", method)
-            )
-            if label in self.thresholds:
-                item.threshold = self.thresholds[label]
-        if self.fill_color is not None:
-            r, g, b = self.fill_color
-            msg.fill_color.CopyFrom(pb.Color(r=r, g=g, b=b))
-        return msg
-
-
-def _enum_value(enum: Any, prefix: str, name: str) -> Any:
-    key = prefix + name.upper().replace("-", "_")
-    try:
-        return enum.Value(key)
-    except ValueError:
-        names = [n[len(prefix) :].lower().replace("_", "-") for n in enum.keys()[1:]]
-        raise InvalidInput(f"unknown value {name!r} (known: {', '.join(names)})") from None
-
-
 @dataclass
 class Result:
     """One anonymized image or frame."""
@@ -160,8 +178,13 @@ class Result:
     raw: pb.RawFrame | None
     binary_mask_png: bytes
     instance_mask_png: bytes
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # the JSON object (DESIGN.md section 4)
     timings: dict[str, float]
+
+    @property
+    def record(self) -> FrameMetadata:
+        """The metadata as the typed record."""
+        return FrameMetadata.from_dict(self.metadata)
 
     @property
     def detections(self) -> list[dict[str, Any]]:
@@ -213,7 +236,7 @@ def _decode_png(data: bytes, *, rgb: bool) -> ImageArray | None:
 
 
 def result_from(response: pb.AnonymizeResponse) -> Result:
-    from obscura.server.convert import IMAGE_FORMATS, metadata_from_proto
+    from obscura.wire import IMAGE_FORMATS
 
     which = response.WhichOneof("image")
     t = response.timings
@@ -225,7 +248,7 @@ def result_from(response: pb.AnonymizeResponse) -> Result:
         raw=response.raw if which == "raw" else None,
         binary_mask_png=response.binary_mask,
         instance_mask_png=response.instance_mask,
-        metadata=metadata_from_proto(response.metadata),
+        metadata=FrameMetadata.from_proto(response.metadata).to_dict(),
         timings={
             "decode": t.decode,
             "detect": t.detect,
@@ -324,9 +347,13 @@ class Client:
         server_name: str | None = None,
         timeout: float | None = 120.0,
         retries: int = 3,
+        retry_for: float = DEFAULT_RETRY_FOR,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
     ):
+        """``retries``: gRPC's own retries of unary calls on UNAVAILABLE; ``retry_for``:
+        seconds a passing error is retried (with backoff) before it is raised."""
         self.target = target_for(address)
+        self.retry_for = retry_for
         self.channel = _open_channel(
             grpc,
             self.target,
@@ -341,13 +368,20 @@ class Client:
 
     # --- unary -----------------------------------------------------------------------------
     def anonymize(self, request: pb.AnonymizeRequest) -> pb.AnonymizeResponse:
-        try:
-            response: pb.AnonymizeResponse = self.stub.Anonymize(
-                request, timeout=self.timeout, metadata=self.metadata
-            )
-        except grpc.RpcError as exc:
-            raise remote_error(exc) from None
-        return response
+        """One call; passing errors (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED) are
+        retried with backoff for up to ``retry_for`` seconds, then raised as RemoteError."""
+        backoff = Backoff(self.retry_for)
+        while True:
+            try:
+                response: pb.AnonymizeResponse = self.stub.Anonymize(
+                    request, timeout=self.timeout, metadata=self.metadata
+                )
+            except grpc.RpcError as exc:
+                if exc.code() not in TRANSIENT:
+                    raise remote_error(exc) from None
+                backoff.wait(exc.code(), exc.details() or "")
+            else:
+                return response
 
     def anonymize_image(
         self, image: bytes | str | Path | ImageArray, options: Options | None = None
@@ -370,71 +404,70 @@ class Client:
         in_flight: int = 4,
         raise_errors: bool = False,
     ) -> Iterator[Result | FrameFailed]:
-        """Streams ``requests`` with at most ``in_flight`` unanswered, yields one result per
-        request in order (a :class:`FrameFailed` for a frame the daemon refused, or raises it
-        with ``raise_errors``). When the stream breaks (a daemon went away), the unanswered
-        frames are sent again on a new stream, which round_robin puts on another daemon;
-        options are re-sent with the first of them."""
+        """Streams ``requests`` with at most ``in_flight`` unanswered and yields one result per
+        request, in order: a :class:`Result`, or a :class:`FrameFailed` for a frame the daemon
+        refused (raised instead with ``raise_errors``).
+
+        Fail-closed: when the stream breaks (a daemon went away or restarts) or a frame is
+        answered with a passing error (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED), the
+        unanswered frames are sent again on a new stream after a backoff (round_robin puts it
+        on another daemon when there is one), with the options in effect for the first of them;
+        this goes on until ``retry_for`` seconds pass without an answer. Requests are taken
+        from ``requests`` in the caller's thread, one each time a result is handed over.
+        """
         source = iter(requests)
-        unanswered: collections.deque[pb.AnonymizeRequest] = collections.deque()
-        session_options: pb.Options | None = None
+        # The unanswered requests, each with the options in effect for it.
+        unanswered: collections.deque[tuple[pb.AnonymizeRequest, pb.Options | None]] = (
+            collections.deque()
+        )
+        current: pb.Options | None = None
         exhausted = False
-        failures = 0
-        while unanswered or not exhausted:
+        backoff = Backoff(self.retry_for)
+
+        def pull(feed: queue.Queue[pb.AnonymizeRequest | None]) -> None:
+            nonlocal exhausted, current
+            if exhausted:
+                return
+            request = next(source, None)
+            if request is None:
+                exhausted = True
+                feed.put(None)
+                return
+            if request.HasField("options"):
+                current = request.options
+            unanswered.append((request, current))
+            feed.put(request)
+
+        while True:
             feed: queue.Queue[pb.AnonymizeRequest | None] = queue.Queue()
-            slots = threading.Semaphore(in_flight)
-            resend = list(unanswered)
-            if resend and session_options is not None and not resend[0].HasField("options"):
-                first = pb.AnonymizeRequest()
-                first.CopyFrom(resend[0])
-                first.options.CopyFrom(session_options)
-                resend[0] = first
-            for request in resend:
-                slots.acquire()
-                feed.put(request)
-            stop = threading.Event()
-
-            def pump(
-                feed: queue.Queue[pb.AnonymizeRequest | None] = feed,
-                slots: threading.Semaphore = slots,
-                stop: threading.Event = stop,
-            ) -> None:
-                nonlocal exhausted, session_options
-                while not stop.is_set():
-                    if not slots.acquire(timeout=0.1):
-                        continue
-                    if stop.is_set():
-                        break
-                    request = next(source, None)
-                    if request is None:
-                        exhausted = True
-                        feed.put(None)
-                        return
-                    if request.HasField("options"):
-                        session_options = request.options
-                    unanswered.append(request)
+            for n, (request, options) in enumerate(unanswered):
+                if n == 0 and options is not None and not request.HasField("options"):
+                    first = pb.AnonymizeRequest()
+                    first.CopyFrom(request)
+                    first.options.CopyFrom(options)
+                    feed.put(first)
+                else:
                     feed.put(request)
-
-            if exhausted and not resend:
-                break
             if exhausted:
                 feed.put(None)
-                pumper = None
-            else:
-                pumper = threading.Thread(target=pump, name="obscura-frames", daemon=True)
-                pumper.start()
+            while len(unanswered) < in_flight and not exhausted:
+                pull(feed)
+            if not unanswered:
+                return
+            call = self.stub.AnonymizeStream(iter(feed.get, None), metadata=self.metadata)
             try:
-                call = self.stub.AnonymizeStream(iter(feed.get, None), metadata=self.metadata)
                 for response in call:
-                    request = unanswered.popleft()
-                    slots.release()
-                    failures = 0
+                    request, _ = unanswered[0]
                     if response.frame_index != request.frame_index:
                         raise RemoteError(
                             grpc.StatusCode.INTERNAL,
                             f"answer for frame {response.frame_index}, expected "
                             f"{request.frame_index}",
                         )
+                    if response.HasField("error") and _passing(response.error.code):
+                        raise _Again(response.error.code, response.error.message)
+                    unanswered.popleft()
+                    backoff.reset()
                     if response.HasField("error"):
                         failed = FrameFailed(
                             response.frame_index, response.error.code, response.error.message
@@ -444,24 +477,21 @@ class Client:
                         yield failed
                     else:
                         yield result_from(response)
-            except grpc.RpcError as exc:
-                if exc.code() not in RETRYABLE or failures >= self.retries:
-                    raise remote_error(exc) from None
-                failures += 1
-            else:
+                    pull(feed)
                 if unanswered:  # the stream ended early without an error: count it as one
-                    failures += 1
-                    if failures > self.retries:
-                        raise RemoteError(
-                            grpc.StatusCode.UNAVAILABLE,
-                            f"the stream ended with {len(unanswered)} frame(s) unanswered",
-                        )
+                    raise _Again(
+                        grpc.StatusCode.UNAVAILABLE.value[0],
+                        f"the stream ended with {len(unanswered)} frame(s) unanswered",
+                    )
+            except grpc.RpcError as exc:
+                if exc.code() not in TRANSIENT:
+                    raise remote_error(exc) from None
+                backoff.wait(exc.code(), exc.details() or "")
+            except _Again as again:
+                backoff.wait(status_of(again.code), again.message)
             finally:
-                stop.set()
-                feed.put(None)  # releases gRPC's reader of a broken call
-                if pumper is not None:
-                    slots.release()
-                    pumper.join()
+                feed.put(None)  # ends the request stream of a call we leave
+                call.cancel()
 
     # --- the rest --------------------------------------------------------------------------
     def info(self) -> pb.GetInfoResponse:

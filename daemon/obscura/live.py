@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class LiveStats:
     frames: int = 0  # answered by the daemon and written
-    failed: int = 0  # refused by the daemon (per-frame errors)
+    failed: int = 0  # refused by the daemon (per-frame errors): left out, never written raw
     dropped_at_source: int = 0  # gaps in the source's timestamps
     reconnects: int = 0
     segments: list[str] = field(default_factory=list)
@@ -156,6 +156,8 @@ class SegmentWriter:
         self._frames: list[dict[str, Any]] = []
         self._chunk_start = 0
         self._dropped_at_open = 0
+        self._failed_at_open = 0
+        self._failed_counted = 0
         out_dir.mkdir(parents=True, exist_ok=True)
 
     def _open(self, first_index: int, at: float, size: tuple[int, int]) -> None:
@@ -176,6 +178,7 @@ class SegmentWriter:
         self._chunk_start = 0
         self._written = 0
         self._dropped_at_open = self.stats.dropped_at_source
+        self._failed_at_open = self._failed_counted  # failures since the last segment closed
 
     def write(self, frame: SourceFrame, image: ImageArray, metadata: dict[str, Any]) -> None:
         if self._container is None or frame.time - self._start_time >= self.seconds:
@@ -213,9 +216,12 @@ class SegmentWriter:
             "first_frame": self._start_index,
             "frames": self._written,
             "dropped_at_source": self.stats.dropped_at_source - self._dropped_at_open,
+            # frames the daemon could not anonymize: left out, never written raw
+            "failed": self.stats.failed - self._failed_at_open,
             "reconnects_so_far": self.stats.reconnects,
         }
         write_atomic(self.out_dir / f"{self._stem}.status.json", json_bytes(status))
+        self._failed_counted = self.stats.failed
         self.stats.segments.append(self._final.name)
         self._container = None
 
@@ -238,7 +244,7 @@ def run_live(
     source = LiveSource(url, stats, stop)
     pending: dict[int, SourceFrame] = {}
     lock = threading.Lock()
-    wire = Options(**{**asdict(options), "output_format": "raw"})
+    wire = options.replace(output_format="raw")
 
     def requests() -> Iterator[Any]:
         for sent, frame in enumerate(source.frames(), start=1):
@@ -268,18 +274,8 @@ def run_live(
                 continue
             if writer is None:
                 writer = SegmentWriter(out_dir, name, segment_seconds, source.fps, stats)
-            meta = result.metadata
-            for d in meta["detections"]:
-                d["parent_image"] = frame.index
-            metadata = {
-                "id": frame.index,
-                "filename": name,
-                "folder": "",
-                "size": meta["size"],
-                "duration": meta["duration"],
-                "time": round(frame.time, 6),
-                "detections": meta["detections"],
-            }
+            record = result.record.as_frame(frame.index, name, "", round(frame.time, 6))
+            metadata = record.to_dict()
             writer.write(frame, result.pixels(), metadata)
             stats.frames += 1
     finally:

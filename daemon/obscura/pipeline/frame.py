@@ -26,6 +26,7 @@ from obscura.pipeline.options import AnonymizeOptions, ZoneKind
 from obscura.pipeline.track import TrackerLike
 from obscura.pipeline.zones import ignore_canvas, ignored, zone_region
 from obscura.types import Detections, ImageArray, ObjectClass
+from obscura.wire import DetectionRecord, FrameMetadata
 
 
 class DetectorLike(Protocol):
@@ -92,57 +93,80 @@ class FrameResult:
         its colour appears nowhere in the instance mask."""
         return covered(self.regions, draw_order(self.detections))
 
-    def detection_records(self, parent: str | int) -> list[dict[str, Any]]:
+    def detection_records(self, parent: str | int) -> list[DetectionRecord]:
         """Per-detection metadata, Celantur field names (DESIGN.md section 4)."""
         det = self.detections
         width, height = self.size
         out = []
         for i in range(len(det)):
             x1, y1, x2, y2 = (float(v) for v in det.xyxy[i])
-            box = [
+            box = (
                 min(max(round(x1), 0), width),
                 min(max(round(y1), 0), height),
                 min(max(round(x2), 0), width),
                 min(max(round(y2), 0), height),
-            ]
+            )
             cls = ObjectClass(int(det.class_ids[i]))
-            out.append({
-                "id": i,
-                "parent_image": parent,
-                "offset": box[:2],
-                "bbox": box,
-                "score": round(float(det.scores[i]), 4),
-                "is_anonymized": self.anonymized[i],
-                "type_label": cls.label,
-                "type": int(cls),
-                "color": list(self.colours.colours[i]),
-            })  # fmt: skip
-            if self.covered[i]:
-                out[-1]["covered_in_mask"] = True
-            if self.track_ids is not None and self.sources is not None:
-                out[-1]["source"] = self.sources[i]
-                out[-1]["track_id"] = self.track_ids[i]
+            r, g, b = self.colours.colours[i]
+            tracked = self.track_ids is not None and self.sources is not None
+            out.append(
+                DetectionRecord(
+                    id=i,
+                    parent_image=parent,
+                    offset=(box[0], box[1]),
+                    bbox=box,
+                    score=round(float(det.scores[i]), 4),
+                    is_anonymized=self.anonymized[i],
+                    type_label=cls.label,
+                    type=int(cls),
+                    color=(int(r), int(g), int(b)),
+                    covered_in_mask=self.covered[i],
+                    source=self.sources[i] if self.sources is not None and tracked else "",
+                    track_id=self.track_ids[i] if self.track_ids is not None and tracked else None,
+                )
+            )
         return out
 
-    def metadata(
-        self, image_id: str | int, filename: str, folder: str, **extra: Any
-    ) -> dict[str, Any]:
-        """The image's (or frame's) metadata object."""
-        record: dict[str, Any] = {
-            "id": image_id,
-            "filename": filename,
-            "folder": folder,
-            "size": list(self.size),
-            "duration": round(self.duration, 4),
-            **extra,
-            "detections": self.detection_records(image_id),
-        }
-        if self.options.zones:
-            record["zones"] = [zone.as_dict() for zone in self.options.zones]
-        if self.colours.overflow:
+    def record(
+        self,
+        image_id: str | int,
+        filename: str,
+        folder: str,
+        *,
+        time: float | None = None,
+        timed: bool = False,
+        detect_every: int = 1,
+    ) -> FrameMetadata:
+        """The image's (or frame's) metadata record."""
+        return FrameMetadata(
+            id=image_id,
+            filename=filename,
+            folder=folder,
+            size=self.size,
+            duration=round(self.duration, 4),
+            detections=tuple(self.detection_records(image_id)),
+            time=time,
+            timed=timed,
+            detect_every=detect_every,
+            zones=self.options.zones,
             # More than 255 instances of a class: their G ids repeat in the instance mask.
-            record["instance_ids_repeat"] = [c.label for c in self.colours.overflow]
-        return record
+            instance_ids_repeat=tuple(c.label for c in self.colours.overflow),
+        )
+
+    def metadata(
+        self,
+        image_id: str | int,
+        filename: str,
+        folder: str,
+        *,
+        time: float | None = None,
+        timed: bool = False,
+        detect_every: int = 1,
+    ) -> dict[str, Any]:
+        """The image's (or frame's) metadata object, as JSON."""
+        return self.record(
+            image_id, filename, folder, time=time, timed=timed, detect_every=detect_every
+        ).to_dict()
 
 
 class FrameProcessor:

@@ -1,46 +1,48 @@
-"""What a caller asks for: classes, methods, thresholds, mask outputs. Validated once, here."""
+"""What a caller asks for: classes, methods, thresholds, mask outputs. Validated once, here.
+
+Requests arrive as the wire's :class:`obscura.wire.Options` (from the CLI, a client or the
+daemon's protobuf); :meth:`AnonymizeOptions.from_wire` is the one way into the pipeline."""
 
 from __future__ import annotations
 
-import enum
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from obscura.errors import InvalidInput
 from obscura.types import ObjectClass
+from obscura.wire import (
+    MAX_POINTS,
+    MAX_ZONES,
+    MaskEncoding,
+    Method,
+    SaveMask,
+    Zone,
+    ZoneKind,
+    parse_colour,
+    parse_points,
+)
 
+if TYPE_CHECKING:
+    from obscura.wire import Options
 
-class Method(enum.StrEnum):
-    """How a class is hidden. ``detect`` changes nothing: metadata and masks only."""
-
-    BLUR = "blur"
-    PIXELATE = "pixelate"
-    BLACKEN = "blacken"
-    DETECT = "detect"
-
-
-class SaveMask(enum.StrEnum):
-    ALL = "all"
-    INSTANCE = "instance"
-    BINARY = "binary"
-    NONE = "none"
-
-    @property
-    def binary(self) -> bool:
-        return self in (SaveMask.ALL, SaveMask.BINARY)
-
-    @property
-    def instance(self) -> bool:
-        return self in (SaveMask.ALL, SaveMask.INSTANCE)
-
-
-class MaskEncoding(enum.StrEnum):
-    """``celantur``: R = class code, G = instance id. ``celantur-v26``: G = instance id,
-    B = class bit flags OR-ed where objects overlap."""
-
-    CELANTUR = "celantur"
-    CELANTUR_V26 = "celantur-v26"
+__all__ = [
+    "DEFAULT_CLASSES",
+    "DEFAULT_ENLARGE",
+    "DEFAULT_TRACK_HOLD",
+    "MAX_DETECT_EVERY",
+    "MAX_POINTS",
+    "MAX_TRACK_HOLD",
+    "MAX_ZONES",
+    "AnonymizeOptions",
+    "MaskEncoding",
+    "Method",
+    "SaveMask",
+    "Zone",
+    "ZoneKind",
+    "parse_colour",
+    "parse_points",
+]
 
 
 DEFAULT_CLASSES = (ObjectClass.FACE, ObjectClass.LICENSE_PLATE)
@@ -53,75 +55,6 @@ DEFAULT_ENLARGE: Mapping[ObjectClass, float] = {
     ObjectClass.PERSON: 1.0,
     ObjectClass.VEHICLE: 1.0,
 }
-
-
-def parse_colour(value: str | tuple[int, int, int]) -> tuple[int, int, int]:
-    if isinstance(value, tuple):
-        rgb = value
-    else:
-        text = value.strip().lstrip("#")
-        try:
-            if "," in text:
-                parts = [int(p) for p in text.split(",")]
-                if len(parts) != 3:
-                    raise ValueError
-                rgb = (parts[0], parts[1], parts[2])
-            elif len(text) == 6:
-                rgb = (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
-            else:
-                raise ValueError
-        except ValueError:
-            raise InvalidInput(
-                f"fill colour {value!r} is not 'R,G,B' or a hex colour such as '#000000'"
-            ) from None
-    if not all(0 <= c <= 255 for c in rgb):
-        raise InvalidInput(f"fill colour {value!r}: components must be in 0..255")
-    return rgb
-
-
-MAX_ZONES = 64
-MAX_POINTS = 256
-
-
-class ZoneKind(enum.StrEnum):
-    PRIVACY = "privacy"
-    IGNORE = "ignore"
-
-
-@dataclass(frozen=True)
-class Zone:
-    kind: ZoneKind
-    points: tuple[tuple[float, float], ...]
-    method: Method = Method.BLUR  # privacy zones: how they are hidden
-
-    def __post_init__(self) -> None:
-        if not 3 <= len(self.points) <= MAX_POINTS:
-            raise InvalidInput(f"a zone needs 3 to {MAX_POINTS} points, got {len(self.points)}")
-        if not all(math.isfinite(v) and abs(v) < 1e6 for p in self.points for v in p):
-            raise InvalidInput("zone points must be finite pixel coordinates")
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "kind": self.kind.value,
-            "points": [[round(x, 2), round(y, 2)] for x, y in self.points],
-        }
-        if self.kind is ZoneKind.PRIVACY:
-            out["method"] = self.method.value
-        return out
-
-
-def parse_points(text: str) -> tuple[tuple[float, float], ...]:
-    """``"x,y x,y x,y"`` (or ``;`` between points) to points; a clear error otherwise."""
-    points = []
-    for item in text.replace(";", " ").split():
-        x, sep, y = item.partition(",")
-        try:
-            if not sep:
-                raise ValueError
-            points.append((float(x), float(y)))
-        except ValueError:
-            raise InvalidInput(f"zone point {item!r} is not X,Y") from None
-    return tuple(points)
 
 
 MAX_TRACK_HOLD = 1000  # frames
@@ -207,3 +140,48 @@ class AnonymizeOptions:
 
     def enlarge_factor(self, cls: ObjectClass) -> float:
         return self.enlarge.get(cls, DEFAULT_ENLARGE[cls])
+
+    @classmethod
+    def from_wire(cls, wire: Options) -> AnonymizeOptions:
+        """The pipeline's options for a request: every field of the wire options, validated."""
+        methods = {ObjectClass.from_label(k): Method(v) for k, v in wire.classes.items()}
+        enlarge = dict(DEFAULT_ENLARGE)
+        enlarge.update({ObjectClass.from_label(k): v for k, v in wire.enlarge.items()})
+        return cls(
+            methods=methods,
+            thresholds={ObjectClass.from_label(k): v for k, v in wire.thresholds.items()},
+            bbox=wire.bbox,
+            enlarge=enlarge,
+            fill_rgb=wire.fill_color if wire.fill_color is not None else (0, 0, 0),
+            save_mask=SaveMask(wire.save_mask),
+            mask_scale=wire.mask_scale or 100,
+            mask_encoding=MaskEncoding(wire.mask_encoding),
+            quality=wire.quality or 90,
+            track_hold=DEFAULT_TRACK_HOLD if wire.track_hold is None else wire.track_hold,
+            detect_every=wire.detect_every or 1,
+            zones=wire.zones,
+        )
+
+    def to_wire(self, output_format: str | None = None) -> Options:
+        """The wire options that ask for these (what a client sends)."""
+        from obscura.wire import Options
+
+        return Options(
+            classes={cls.label: method for cls, method in self.methods.items()},
+            thresholds={cls.label: v for cls, v in self.thresholds.items() if cls in self.methods},
+            enlarge={
+                cls.label: self.enlarge_factor(cls)
+                for cls in self.methods
+                if self.enlarge_factor(cls) != DEFAULT_ENLARGE[cls]
+            },
+            bbox=self.bbox,
+            save_mask=self.save_mask,
+            mask_scale=self.mask_scale,
+            mask_encoding=self.mask_encoding,
+            output_format=output_format,
+            quality=self.quality,
+            fill_color=None if self.fill_rgb == (0, 0, 0) else self.fill_rgb,
+            track_hold=self.track_hold,
+            detect_every=self.detect_every,
+            zones=self.zones,
+        )

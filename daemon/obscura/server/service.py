@@ -124,8 +124,7 @@ class PipelineService:
         t3 = time.perf_counter()
         name = frame.name
         every = options.detect_every if tracker is not None else 1
-        extra = {"detect_every": every} if every > 1 else {}
-        metadata = result.metadata(name, name, frame.folder, **extra)
+        metadata = result.metadata(name, name, frame.folder, detect_every=every)
         return FrameOutput(
             encoded=encoded,
             raw=raw_out,

@@ -16,8 +16,7 @@ from obscura.pipeline.options import AnonymizeOptions, MaskEncoding, Method
 from obscura.pipeline.track import Tracker, TrackerConfig, TrackSequence
 from obscura.server.convert import (
     frame_from_proto,
-    options_from_proto,
-    output_format_from_proto,
+    request_options,
     response_from_output,
 )
 from obscura.server.errors import log_unexpected, status_for
@@ -153,8 +152,8 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         self, request: pb.AnonymizeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AnonymizeResponse:
         try:
-            options = options_from_proto(request.options)
-            output_format = output_format_from_proto(request.options)
+            options, output_format = request_options(request.options)
+            log.debug("Anonymize %s: %r, output %s", request.name, options, output_format)
             return await self._process(request, options, output_format)
         except Exception as exc:
             self._frame_failed(exc)
@@ -166,7 +165,7 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.AnonymizeResponse]:
         self.state.ready_service()  # refuse the whole stream early when not ready
-        session = _Session(options_from_proto(pb.Options()), None)  # the API's defaults
+        session = _Session(request_options(pb.Options())[0], None)  # the API's defaults
         metrics = self.state.metrics
         if metrics is not None:
             metrics.stream_opened()
@@ -176,8 +175,13 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
             error: BaseException | None = None
             if req.HasField("options"):
                 try:
-                    session.options = options_from_proto(req.options)
-                    session.output_format = output_format_from_proto(req.options)
+                    session.options, session.output_format = request_options(req.options)
+                    log.debug(
+                        "AnonymizeStream from frame %d: %r, output %s",
+                        req.frame_index,
+                        session.options,
+                        session.output_format,
+                    )
                 except Exception as exc:
                     error = exc
             track = session.tracking() if error is None else None
