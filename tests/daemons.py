@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,3 +101,29 @@ def plain_daemon(folder: Path) -> DaemonProcess:
     return DaemonProcess(
         folder, {"listen": [f"unix://{folder / 'obscura.sock'}"], "metrics_listen": ""}
     ).start()
+
+
+def tcp_daemon(folder: Path, **server: object) -> tuple[DaemonProcess, str, int]:
+    """A daemon (not started) on a Unix socket in ``folder`` and a TCP port, one worker, no
+    warm-up, metrics on a port of its own: (daemon, TCP address, metrics port)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port, metrics_port = free_port(), free_port()
+    d = DaemonProcess(
+        folder,
+        {
+            "listen": [f"unix://{folder / 'obscura.sock'}", f"127.0.0.1:{port}"],
+            "metrics_listen": f"127.0.0.1:{metrics_port}",
+            "workers": 1,
+            "warmup": False,
+            **server,
+        },
+    )
+    return d, f"127.0.0.1:{port}", metrics_port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.05)

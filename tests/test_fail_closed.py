@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -22,7 +22,7 @@ from obscura.client import FrameFailed, Result
 from obscura.media.video import read_mask_video
 from obscura.v1 import anonymizer_pb2 as pb
 
-from daemons import DaemonProcess, free_port
+from daemons import DaemonProcess, tcp_daemon, wait_for
 from videos import decode_all, write_video_with_audio
 
 pytestmark = pytest.mark.models
@@ -34,30 +34,6 @@ def metric(port: int, name: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
-
-
-def daemon(folder: Path, **server: object) -> tuple[DaemonProcess, str, int]:
-    folder.mkdir(parents=True, exist_ok=True)
-    port, metrics_port = free_port(), free_port()
-    d = DaemonProcess(
-        folder,
-        {
-            "listen": [f"unix://{folder / 'obscura.sock'}", f"127.0.0.1:{port}"],
-            "metrics_listen": f"127.0.0.1:{metrics_port}",
-            "workers": 1,
-            "warmup": False,
-            **server,
-        },
-    )
-    return d, f"127.0.0.1:{port}", metrics_port
 
 
 def audio_packets(path: Path) -> list[int]:
@@ -125,7 +101,7 @@ def test_a_video_through_two_daemons_survives_one_going_away(tmp_path: Path, cli
 def test_a_busy_daemon_never_fails_a_file(tmp_path: Path, clip: Path, data_dir: Path) -> None:
     """One frame at a time in the daemon: every other frame of a window of four is answered
     RESOURCE_EXHAUSTED, and is sent again; the watch folder finishes every file."""
-    d, _, metrics_port = daemon(tmp_path / "d", max_inflight=1, stream_depth=4)
+    d, _, metrics_port = tcp_daemon(tmp_path / "d", max_inflight=1, stream_depth=4)
     d.start()
     try:
         in_dir, out_dir = tmp_path / "in", tmp_path / "out"
@@ -153,7 +129,7 @@ def test_a_busy_daemon_never_fails_a_file(tmp_path: Path, clip: Path, data_dir: 
 
 @pytest.fixture
 def restartable(tmp_path: Path) -> Iterator[tuple[DaemonProcess, str, int]]:
-    entry = daemon(tmp_path / "d")
+    entry = tcp_daemon(tmp_path / "d")
     entry[0].start()
     yield entry
     entry[0].kill()

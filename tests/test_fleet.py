@@ -13,7 +13,7 @@ import pytest
 from obscura.client import Client, FrameFailed, Options, request_for
 from obscura.v1 import anonymizer_pb2 as pb
 
-from daemons import DaemonProcess, free_port
+from daemons import DaemonProcess, free_port, tcp_daemon
 
 pytestmark = pytest.mark.models
 
@@ -28,19 +28,7 @@ def metric(port: int, name: str) -> float:
 def two_daemons(tmp_path: Path) -> Iterator[list[tuple[DaemonProcess, str, int]]]:
     out = []
     for name in ("a", "b"):
-        folder = tmp_path / name
-        folder.mkdir()
-        port, metrics_port = free_port(), free_port()
-        d = DaemonProcess(
-            folder,
-            {
-                "listen": [f"unix://{folder / 'obscura.sock'}", f"127.0.0.1:{port}"],
-                "metrics_listen": f"127.0.0.1:{metrics_port}",
-                "workers": 1,
-                "warmup": False,
-            },
-        )
-        out.append((d, f"127.0.0.1:{port}", metrics_port))
+        out.append(tcp_daemon(tmp_path / name))
     for d, _, _ in out:
         d.start(wait=False)
     for d, _, _ in out:

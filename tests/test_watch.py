@@ -8,12 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemons import DaemonProcess, plain_daemon
+from daemons import DaemonProcess, plain_daemon, wait_for
 
 pytestmark = pytest.mark.models
 
@@ -44,14 +44,6 @@ def start_watcher(
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
 
 
 def pending(in_dir: Path) -> list[Path]:
