@@ -62,7 +62,7 @@ def check_video_outputs(out: Path, clip: Path, frames: int) -> None:
 
 
 def test_a_video_through_two_daemons_survives_one_going_away(tmp_path: Path, clip: Path) -> None:
-    pair = [daemon(tmp_path / name) for name in ("a", "b")]
+    pair = [tcp_daemon(tmp_path / name) for name in ("a", "b")]
     for d, _, _ in pair:
         d.start(wait=False)
     try:
