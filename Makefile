@@ -10,9 +10,10 @@ DEMO_OUT ?= out/demo
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./clients/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -33,16 +34,20 @@ test-slow: models  ## the long suites: 15,000 generated bad inputs, a 20,000-fra
 test-fast: setup  ## unit tests only (no model files needed)
 	$(BIN)/pytest -q -m "not models"
 
-PROTO_OUT ?= daemon
+# The stubs live in the client package as obscura_client.v1 (the API's package stays obscura.v1).
+PROTO_OUT ?= clients/python
 proto: setup  ## regenerate the gRPC stubs from proto/ (committed)
-	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
-		--grpc_python_out=$(PROTO_OUT) proto/obscura/v1/anonymizer.proto
+	@src=$$(mktemp -d) && mkdir -p $$src/obscura_client/v1 && \
+	cp proto/obscura/v1/anonymizer.proto $$src/obscura_client/v1/ && \
+	$(BIN)/python -m grpc_tools.protoc -I$$src --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
+		--grpc_python_out=$(PROTO_OUT) $$src/obscura_client/v1/anonymizer.proto; \
+	rc=$$?; rm -rf $$src; exit $$rc
 
 proto-check: setup  ## fail when the committed stubs differ from what proto/ generates
 	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory proto PROTO_OUT=$$tmp >/dev/null && \
 	for f in anonymizer_pb2.py anonymizer_pb2.pyi anonymizer_pb2_grpc.py; do \
-		cmp -s $$tmp/obscura/v1/$$f daemon/obscura/v1/$$f || \
-		{ echo "daemon/obscura/v1/$$f is stale: run make proto"; rm -rf $$tmp; exit 1; }; \
+		cmp -s $$tmp/obscura_client/v1/$$f clients/python/obscura_client/v1/$$f || \
+		{ echo "clients/python/obscura_client/v1/$$f is stale: run make proto"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "gRPC stubs up to date"
 
 lint: setup proto-check

@@ -15,7 +15,8 @@
 #         --clean    afterwards empty apt's caches and package lists (for images)
 #       Needs root (or sudo) only when something is missing.
 #   scripts/install.sh venv DIR [--dev] [--extra NAME]...
-#       A virtual environment in DIR with the project: `pip install .` (a copy, for deployment),
+#       A virtual environment in DIR with the client package (clients/python) and the project:
+#       `pip install .` (a copy, for deployment),
 #       or with --dev `pip install -e .[dev]` (editable, with the test and lint tools).
 #       --extra cuda adds onnxruntime-gpu, --extra onnx onnxruntime. $PYTHON picks the
 #       interpreter (default python3).
@@ -169,6 +170,7 @@ cmd_venv() {
     if [ "$dev" = yes ]; then
         extras="dev${extras:+,$extras}"
         say "installing the project (editable, [$extras]) into $dir"
+        pip install --quiet -e "$REPO/clients/python"
         pip install --quiet -e "$REPO[$extras]"
     else
         spec=$REPO
@@ -176,7 +178,9 @@ cmd_venv() {
         say "installing the project into $dir"
         had_build=no
         [ ! -e "$REPO/build" ] || had_build=yes
+        pip install --quiet "$REPO/clients/python"
         pip install --quiet "$spec"
+        rm -rf "$REPO/clients/python/build"
         # setuptools builds the wheel in the source tree; leave it as it was.
         [ "$had_build" = yes ] || rm -rf "$REPO/build"
     fi

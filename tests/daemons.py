@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from obscura.client import RemoteError, wait_serving
+from obscura_client.client import RemoteError, wait_serving
 
 
 def free_port() -> int:

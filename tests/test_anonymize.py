@@ -14,14 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
-from obscura.batch import collect_inputs
 from obscura.errors import InvalidInput
-from obscura.outputs import MetadataChunks, OutputPaths, json_bytes
 from obscura.pipeline.anonymize import blur_sigma, pixelate_cell, regions_for
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import V26_FLAGS, spread_ids
 from obscura.pipeline.options import AnonymizeOptions, MaskEncoding, Method, parse_colour
 from obscura.types import BoxMask, Detections, ImageArray, ObjectClass
+from obscura_client.batch import collect_inputs
+from obscura_client.files import MetadataChunks, OutputPaths, json_bytes
 
 F, P, PL, V = ObjectClass.FACE, ObjectClass.PERSON, ObjectClass.LICENSE_PLATE, ObjectClass.VEHICLE
 ALL = {F: Method.BLUR, P: Method.BLUR, PL: Method.BLUR, V: Method.BLUR}

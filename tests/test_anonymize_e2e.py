@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from obscura.cli import main
-from obscura.media.video import probe, read_mask_video
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import spread_ids
 from obscura.pipeline.options import AnonymizeOptions, Method
 from obscura.types import ImageArray, ObjectClass
+from obscura_client.video import probe, read_mask_video
 
 from videos import decode_all, write_video
 

@@ -20,17 +20,17 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from obscura.backends import BackendConfig, create_backend
 from obscura.cli import main
-from obscura.client import Client, RemoteError
 from obscura.errors import InvalidInput
-from obscura.media.video import probe, read_mask_video
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions, Method, SaveMask
 from obscura.server.convert import metadata_from_proto, options_to_proto
 from obscura.types import ObjectClass
-from obscura.v1 import anonymizer_pb2 as pb
 from obscura.zoo.store import ModelStore
+from obscura_client.client import Client, RemoteError
+from obscura_client.v1 import anonymizer_pb2 as pb
+from obscura_client.video import probe, read_mask_video
 
 from certs import Authority
 from daemons import DaemonProcess, free_port
@@ -135,7 +135,7 @@ def test_reflection_lists_the_service(daemon: DaemonProcess) -> None:
             iter([request]), metadata=(("authorization", f"Bearer {TOKEN}"),)
         )
         names = {s.name for r in responses for s in r.list_services_response.service}
-    assert {"obscura.v1.Anonymizer", "grpc.health.v1.Health"} <= names
+    assert {"obscura_client.v1.Anonymizer", "grpc.health.v1.Health"} <= names
 
 
 def test_get_info(client: Client) -> None:
@@ -588,7 +588,7 @@ def test_cli_video_through_the_daemon_equals_in_process(
 def test_async_client(daemon: DaemonProcess, data_dir: Path) -> None:
     import asyncio
 
-    from obscura.client import AsyncClient, FrameFailed, Options, request_for
+    from obscura_client.client import AsyncClient, FrameFailed, Options, request_for
 
     image = data_dir / "gramps_1897_expedition.jpg"
 

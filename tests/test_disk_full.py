@@ -15,14 +15,14 @@ import cv2
 import pytest
 
 from obscura.backends import BackendConfig, create_backend
-from obscura.batch import BatchRunner
 from obscura.cli import main
+from obscura.local import local_runner
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions, SaveMask
 from obscura.types import ObjectClass
-from obscura.watch import FAILED, PROCESSED, Watcher
 from obscura.zoo.store import ModelStore
+from obscura_client.watch import FAILED, PROCESSED, Watcher
 
 pytestmark = pytest.mark.models
 
@@ -120,7 +120,7 @@ def test_watch_folder_keeps_inputs_on_a_full_disk_and_finishes_later(
     options = AnonymizeOptions(
         methods=AnonymizeOptions.choose_methods([ObjectClass.FACE]), save_mask=SaveMask.ALL
     )
-    runner = BatchRunner(processor, options, small_disk, progress=False)
+    runner = local_runner(processor, options, small_disk, progress=False)
     watcher = Watcher(runner, in_dir, settle=0.0, retry_after=0.0)
     watcher.run_once()  # first sighting: files must stay unchanged for `settle` seconds
     watcher.run_once()

@@ -18,9 +18,9 @@ import av
 import grpc
 import pytest
 
-from obscura.client import FrameFailed, Result
-from obscura.media.video import read_mask_video
-from obscura.v1 import anonymizer_pb2 as pb
+from obscura_client.client import FrameFailed, Result
+from obscura_client.v1 import anonymizer_pb2 as pb
+from obscura_client.video import read_mask_video
 
 from daemons import DaemonProcess, tcp_daemon, wait_for
 from videos import decode_all, write_video_with_audio
@@ -217,8 +217,8 @@ class RefusingClient:
                 image=hidden.data,
                 format="raw",
                 raw=hidden,
-                binary_mask_png=b"",
-                instance_mask_png=b"",
+                binary_mask_data=b"",
+                instance_mask_data=b"",
                 metadata={
                     "id": str(request.frame_index),
                     "filename": "",
@@ -234,8 +234,8 @@ class RefusingClient:
 def test_a_live_frame_that_was_not_anonymized_is_left_out_and_counted(
     clip: Path, tmp_path: Path
 ) -> None:
-    from obscura.live import run_live
-    from obscura.wire import Options
+    from obscura_client.live import run_live
+    from obscura_client.wire import Options
 
     stats = run_live(RefusingClient(), str(clip), tmp_path, Options(), max_frames=8)  # type: ignore[arg-type]
     assert (stats.frames, stats.failed) == (7, 1)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from obscura.client import Client, FrameFailed, Options, request_for
-from obscura.v1 import anonymizer_pb2 as pb
+from obscura_client.client import Client, FrameFailed, Options, request_for
+from obscura_client.v1 import anonymizer_pb2 as pb
 
 from daemons import DaemonProcess, free_port, tcp_daemon
 

@@ -23,13 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from obscura.client import Client
 from obscura.errors import InvalidInput
 from obscura.imageio import PIXEL_FORMATS, decode_image, raw_size, raw_to_bgr
-from obscura.outputs import OutputPaths
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.server.convert import options_from_proto, output_format_from_proto
-from obscura.v1 import anonymizer_pb2 as pb
+from obscura_client.client import Client
+from obscura_client.files import OutputPaths
+from obscura_client.v1 import anonymizer_pb2 as pb
 
 import media
 from daemons import DaemonProcess

@@ -26,11 +26,11 @@ import numpy as np
 import pytest
 
 from obscura import cli
-from obscura.client import Client, FrameFailed, request_for
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions
-from obscura.v1 import anonymizer_pb2 as pb
-from obscura.wire import Options, Zone
+from obscura_client.client import Client, FrameFailed, request_for
+from obscura_client.v1 import anonymizer_pb2 as pb
+from obscura_client.wire import Options, Zone
 
 from daemons import DaemonProcess, free_port
 from videos import decode_all, write_video
@@ -217,8 +217,8 @@ def test_unary(daemons: list[tuple[DaemonProcess, str]], data_dir: Path) -> None
         result = client.anonymize_image(data_dir / IMAGE, PROBE)
     assert result.format == "png"
     assert mark.runs("Anonymize") == [(repr(expected("png")), "png")]
-    assert result.binary_mask_png
-    assert result.instance_mask_png
+    assert result.binary_mask_data
+    assert result.instance_mask_data
 
 
 def test_stream(daemons: list[tuple[DaemonProcess, str]], data_dir: Path) -> None:

@@ -19,9 +19,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from obscura.client import Client
-from obscura.v1 import anonymizer_pb2 as pb
 from obscura.zoo.store import ModelStore
+from obscura_client.client import Client
+from obscura_client.v1 import anonymizer_pb2 as pb
 
 from daemons import DaemonProcess, free_port
 

@@ -21,7 +21,7 @@ from obscura.server.convert import (
 )
 from obscura.server.service import Dispatcher, Overloaded, ordered
 from obscura.types import ObjectClass
-from obscura.v1 import anonymizer_pb2 as pb
+from obscura_client.v1 import anonymizer_pb2 as pb
 
 
 def encoded(ext: str, w: int = 64, h: int = 48) -> bytes:
@@ -163,7 +163,7 @@ def test_dispatcher_refuses_beyond_its_limit() -> None:
 
 def test_one_metadata_record_on_every_path() -> None:
     """Every field of the Metadata and Detection messages survives the record, both ways."""
-    from obscura.wire import DetectionRecord, FrameMetadata, Zone
+    from obscura_client.wire import DetectionRecord, FrameMetadata, Zone
 
     record = FrameMetadata(
         id="7",

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from obscura.client import Client, FrameFailed, Options, request_for
+from obscura_client.client import Client, FrameFailed, Options, request_for
 
 from daemons import DaemonProcess
 

@@ -10,10 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from obscura.batch import BatchRunner
-from obscura.client import Client
 from obscura.errors import InvalidInput
-from obscura.media.video import read_mask_video
+from obscura.local import local_runner
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions, SaveMask
@@ -26,6 +24,9 @@ from obscura.pipeline.track import (
     iou_matrix,
 )
 from obscura.types import Detections, ObjectClass
+from obscura_client.batch import remote_runner
+from obscura_client.client import Client
+from obscura_client.video import read_mask_video
 
 from daemons import plain_daemon
 from videos import write_video
@@ -148,8 +149,11 @@ def run(
         track_hold=hold,
         detect_every=every,
     )
-    processor = FrameProcessor(detector) if detector is not None else None
-    runner = BatchRunner(processor, options, out, progress=False, client=client)
+    if client is not None:
+        runner = remote_runner(client, options.to_wire(), out, progress=False)
+    else:
+        assert detector is not None
+        runner = local_runner(FrameProcessor(detector), options, out, progress=False)
     summary = runner.run([video])
     assert not summary.errors, summary.errors
     frames: list[dict[str, object]] = json.loads(

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from obscura.errors import InvalidInput
-from obscura.media.video import MaskVideoWriter, VideoTranscoder, probe, read_mask_video
 from obscura.types import ImageArray
+from obscura_client.video import MaskVideoWriter, VideoTranscoder, probe, read_mask_video
 
 from videos import decode_all, write_video
 

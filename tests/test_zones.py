@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from obscura.client import Client, result_from
 from obscura.errors import InvalidInput
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
@@ -24,7 +23,8 @@ from obscura.pipeline.options import (
 from obscura.pipeline.zones import ignore_canvas, ignored, zone_region
 from obscura.server.convert import options_from_proto, options_to_proto
 from obscura.types import Detections, ObjectClass
-from obscura.v1 import anonymizer_pb2 as pb
+from obscura_client.client import Client, result_from
+from obscura_client.v1 import anonymizer_pb2 as pb
 
 from daemons import plain_daemon
 

@@ -186,7 +186,7 @@ class DaemonRun:
 
 
 def start_daemon(workdir: Path, extra: Sequence[str] = (), precision: str = "") -> DaemonRun:
-    from obscura.client import wait_serving
+    from obscura_client.client import wait_serving
 
     sock = workdir / "bench.sock"
     import socket as socketlib
@@ -224,7 +224,7 @@ def daemon_stream(
     encoding: str,
     in_flight: int = 4,
 ) -> dict[str, Any]:
-    from obscura.client import Client, FrameFailed, Options, request_for
+    from obscura_client.client import Client, FrameFailed, Options, request_for
 
     payloads: list[bytes | ImageArray] = (
         [bytes(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]) for f in frames]
@@ -261,7 +261,7 @@ def daemon_stream(
 
 def unary_overhead(run: DaemonRun, frames: list[ImageArray], classes: list[str]) -> dict[str, Any]:
     """Unary JPEG calls over the Unix socket: latency minus model inference time."""
-    from obscura.client import Client, Options, request_for
+    from obscura_client.client import Client, Options, request_for
 
     options = Options(classes=dict.fromkeys(classes, "blur"))
     jpegs = [bytes(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]) for f in frames]
@@ -300,7 +300,7 @@ def soak(
     """``total`` JPEG frames on one stream (the frames looped); the daemon's RSS sampled every
     ``every`` frames. Growth is the last sample against the first one after warm-up (the
     first ``every`` frames)."""
-    from obscura.client import Client, FrameFailed, Options, request_for
+    from obscura_client.client import Client, FrameFailed, Options, request_for
 
     jpegs = [bytes(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]) for f in frames]
     options = Options(classes=dict.fromkeys(classes, "blur"))
@@ -334,7 +334,7 @@ def soak(
 # --- in-process and the peer --------------------------------------------------------------
 def in_process(video: Path, classes: list[str], processor: Any) -> float:
     """Seconds for ``obscura anonymize`` on the video (models loaded beforehand)."""
-    from obscura.batch import BatchRunner
+    from obscura.local import local_runner
     from obscura.pipeline.options import AnonymizeOptions, SaveMask
     from obscura.types import ObjectClass
 
@@ -343,7 +343,7 @@ def in_process(video: Path, classes: list[str], processor: Any) -> float:
         save_mask=SaveMask.NONE,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        runner = BatchRunner(processor, options, Path(tmp), progress=False)
+        runner = local_runner(processor, options, Path(tmp), progress=False)
         start = time.perf_counter()
         summary = runner.run([video])
         elapsed = time.perf_counter() - start

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,234 +15,22 @@ from obscura import __version__
 from obscura.config import Config, ServerConfig, load_config
 from obscura.errors import ConfigError, ObscuraError
 from obscura.pipeline.detect import DEFAULT_THRESHOLDS
-from obscura.pipeline.options import (
-    DEFAULT_CLASSES,
-    DEFAULT_ENLARGE,
-    DEFAULT_TRACK_HOLD,
-    AnonymizeOptions,
-    SaveMask,
-)
 from obscura.types import ObjectClass
+from obscura_client import cli as remote
+from obscura_client.cli import HelpDefaults, classes_arg, per_class
 
 if TYPE_CHECKING:
-    from obscura.client import Client
     from obscura.pipeline.detect import Detector
-    from obscura.pipeline.options import Method
-    from obscura.wire import Options as WireOptions
     from obscura.zoo.store import ModelStore
+    from obscura_client.batch import Engine
+    from obscura_client.wire import Options
 
 log = logging.getLogger("obscura")
 
 _CLASS_LABELS = [c.label for c in ObjectClass]
-# Help texts state the defaults the code uses.
-_DEFAULT_OPTIONS = AnonymizeOptions()
-_SAVE_MASK = _DEFAULT_OPTIONS.save_mask
+# Help texts state the defaults the code uses: the pipeline's, as it runs here.
+_HELP_DEFAULTS = HelpDefaults(thresholds=per_class(DEFAULT_THRESHOLDS))
 _SERVER = ServerConfig(listen=("unix:///run/obscura.sock",))
-
-
-def _per_class(values: Mapping[ObjectClass, float]) -> str:
-    return ", ".join(f"{cls.label} {values[cls]:g}" for cls in ObjectClass)
-
-
-def _classes(text: str) -> list[ObjectClass]:
-    try:
-        return [ObjectClass.from_label(t.strip()) for t in text.split(",") if t.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _pairs(text: str, value_type: str) -> dict[ObjectClass, str]:
-    out: dict[ObjectClass, str] = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        label, sep, value = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"{item!r} is not CLASS={value_type}")
-        try:
-            out[ObjectClass.from_label(label.strip())] = value.strip()
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return out
-
-
-def _methods(text: str) -> dict[ObjectClass | None, Method]:
-    """``blur`` (every chosen class) or ``face=pixelate,vehicle=detect``."""
-    from obscura.pipeline.options import Method
-
-    known = ", ".join(m.value for m in Method)
-    try:
-        if "=" not in text:
-            return {None: Method(text.strip())}
-        return {cls: Method(v) for cls, v in _pairs(text, "METHOD").items()}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown method in {text!r} (known: {known})") from None
-
-
-def _class_floats(text: str) -> dict[ObjectClass, float]:
-    out = {}
-    for cls, value in _pairs(text, "NUMBER").items():
-        try:
-            out[cls] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    return out
-
-
-def _mask_scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be in 1..100 (percent), got {value}")
-    return value
-
-
-def _quality(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be in 1..100, got {value}")
-    return value
-
-
-def _add_client_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--token-file", type=Path, help="file holding the bearer token to send")
-    p.add_argument("--tls-ca", type=Path, help="CA certificate (PEM) to verify the daemon's TLS")
-    p.add_argument("--tls-cert", type=Path, help="client certificate (PEM) for mutual TLS")
-    p.add_argument("--tls-key", type=Path, help="client key (PEM) for mutual TLS")
-    p.add_argument("--server-name", help="expected name in the daemon's certificate")
-
-
-def _client(args: argparse.Namespace, address: str) -> Client:
-    from obscura.client import Client
-
-    token = None
-    if args.token_file:
-        try:
-            token = args.token_file.read_text().strip().splitlines()[0].strip()
-        except (OSError, IndexError):
-            raise ObscuraError(f"cannot read a token from {args.token_file}") from None
-    addresses = [a.strip() for a in address.split(",") if a.strip()]
-    return Client(
-        addresses if len(addresses) > 1 else address,
-        token=token,
-        tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        server_name=args.server_name,
-    )
-
-
-def _add_anonymize_options(an: argparse.ArgumentParser) -> None:
-    an.add_argument(
-        "--privacy-zone",
-        action="append",
-        default=[],
-        metavar="POINTS",
-        help='a polygon always hidden, in pixels: "X,Y X,Y X,Y ..." (repeatable)',
-    )
-    an.add_argument(
-        "--ignore-zone",
-        action="append",
-        default=[],
-        metavar="POINTS",
-        help='a polygon where detections are ignored (box centre inside): "X,Y X,Y X,Y ..."',
-    )
-    an.add_argument(
-        "--zone-method",
-        choices=["blur", "pixelate", "blacken"],
-        default="blur",
-        help="how privacy zones are hidden (default blur)",
-    )
-    an.add_argument(
-        "--detect-every",
-        type=int,
-        default=1,
-        metavar="N",
-        help="videos: run the detectors on every N-th frame only and hide the tracked objects "
-        "in between (weak devices; needs tracking; default 1: every frame)",
-    )
-    an.add_argument(
-        "--track-hold",
-        type=int,
-        default=DEFAULT_TRACK_HOLD,
-        metavar="N",
-        help="videos: follow objects across frames and keep hiding one the detector lost for up "
-        'to N frames, reported as source "track" in metadata (default '
-        f"{DEFAULT_TRACK_HOLD}; 0: every frame on its own)",
-    )
-    an.add_argument(
-        "-a",
-        "--anonymize",
-        type=_classes,
-        action="extend",
-        help="comma-separated classes to anonymize "
-        f"(default {','.join(c.label for c in DEFAULT_CLASSES)})",
-    )
-    an.add_argument(
-        "-m",
-        "--method",
-        type=_methods,
-        action="append",
-        default=[],
-        help="blur (default), pixelate, blacken or detect; or CLASS=METHOD pairs such as "
-        "face=pixelate,vehicle=detect (a class named only here is added)",
-    )
-    an.add_argument(
-        "-t",
-        "--threshold",
-        type=_class_floats,
-        action="append",
-        default=[],
-        help=f"CLASS=SCORE pairs, e.g. face=0.2 (defaults: {_per_class(DEFAULT_THRESHOLDS)})",
-    )
-    an.add_argument(
-        "--save-mask",
-        choices=[m.value for m in SaveMask],
-        default=_SAVE_MASK.value,
-        help=f"which masks to write (default {_SAVE_MASK.value}: metadata only; all: both)",
-    )
-    an.add_argument(
-        "--mask-scale",
-        type=_mask_scale,
-        default=100,
-        help="masks at this percent of the image size, nearest-neighbour (1..100, default 100)",
-    )
-    an.add_argument(
-        "--mask-encoding",
-        choices=["celantur", "celantur-v26"],
-        default="celantur",
-        help="instance mask: R = class code, G = instance (celantur, default); or G = instance, "
-        "B = class bit flags (celantur-v26)",
-    )
-    an.add_argument("--bbox", action="store_true", help="hide boxes for every class")
-    an.add_argument(
-        "--enlarge",
-        type=_class_floats,
-        action="append",
-        default=[],
-        help="CLASS=FACTOR box enlargement before hiding "
-        f"(defaults: {_per_class(DEFAULT_ENLARGE)})",
-    )
-    an.add_argument(
-        "--fill-color", default="0,0,0", help="blacken colour as R,G,B or #RRGGBB (default black)"
-    )
-    an.add_argument(
-        "--quality",
-        type=_quality,
-        default=_DEFAULT_OPTIONS.quality,
-        help=f"JPEG / WebP / video quality (default {_DEFAULT_OPTIONS.quality})",
-    )
-    an.add_argument(
-        "--ins-mask-suffix",
-        default="_ins_mask",
-        help="file name suffix of instance masks (default _ins_mask; Celantur's page spells it "
-        "_ins_maks)",
-    )
 
 
 def _add_runtime_options(p: argparse.ArgumentParser, *, classes: bool = True) -> None:
@@ -257,7 +45,7 @@ def _add_runtime_options(p: argparse.ArgumentParser, *, classes: bool = True) ->
         return
     p.add_argument(
         "--classes",
-        type=_classes,
+        type=classes_arg,
         default=list(ObjectClass),
         help=f"comma-separated classes to detect (default all: {','.join(_CLASS_LABELS)})",
     )
@@ -356,31 +144,8 @@ def _build_parser() -> argparse.ArgumentParser:
     detect.add_argument("images", nargs="+", type=Path)
     _add_runtime_options(detect)
 
-    an = sub.add_parser(
-        "anonymize",
-        help="anonymize images and videos into an output folder (masks and metadata too)",
-        description=(
-            "Anonymize image and video files, or folders of them (walked recursively; the output "
-            "tree mirrors the input tree). Writes <stem>.<ext> (same format), "
-            "<stem>_bin_mask.png, <stem>_ins_mask.png and <stem>.json per image; per video, the "
-            "anonymized video (audio copied), <stem>_bin_mask.mkv / <stem>_ins_mask.mkv "
-            "(lossless FFV1) and <stem>-<first>-<last>.json metadata chunks of 500 frames. "
-            "Exit status 1 if any file failed."
-        ),
-    )
+    an = remote.add_anonymize_command(sub, _HELP_DEFAULTS, server_required=False)
     an.set_defaults(handler=_cmd_anonymize)
-    an.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
-    an.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    _add_anonymize_options(an)
-    an.add_argument("--no-progress", action="store_true", help="no progress bar")
-    an.add_argument(
-        "--server",
-        metavar="ADDR",
-        help="use the daemon at ADDR (unix:///run/obscura/obscura.sock, HOST:PORT, "
-        "dns:///NAME:PORT, or several IP:PORT separated by commas, balanced round-robin) "
-        "instead of running the pipeline here",
-    )
-    _add_client_options(an)
     _add_runtime_options(an, classes=False)
 
     sv = sub.add_parser(
@@ -431,55 +196,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--no-warmup", action="store_true", help="report SERVING without a warm-up")
     _add_runtime_options(sv, classes=False)
 
-    wa = sub.add_parser(
-        "watch",
-        help="watch folder: anonymize every file that appears in IN_DIR into OUT_DIR",
-        description=(
-            "Anonymize every image or video that appears under IN_DIR (once it has stopped "
-            "changing for --settle seconds) into OUT_DIR, mirroring the tree, then move it to "
-            "IN_DIR/.processed/ (or delete it). Files the pipeline refuses go to IN_DIR/.failed/ "
-            "with an .error.txt note; files that fail for a passing reason (the daemon away) "
-            "are tried again. Outputs are written under temporary names and renamed, inputs "
-            "moved only afterwards: after a crash or restart nothing is lost or duplicated. "
-            "SIGTERM finishes the current file and exits 0."
-        ),
-    )
+    wa = remote.add_watch_command(sub, _HELP_DEFAULTS, server_required=False)
     wa.set_defaults(handler=_cmd_watch)
-    wa.add_argument("in_dir", type=Path, metavar="IN_DIR")
-    wa.add_argument("output", type=Path, metavar="OUT_DIR")
-    wa.add_argument("--done", choices=["move", "delete"], default="move", help="processed inputs")
-    wa.add_argument("--settle", type=float, default=2.0, help="seconds unchanged (default 2)")
-    wa.add_argument("--poll", type=float, default=1.0, help="seconds between scans (default 1)")
-    wa.add_argument("--once", action="store_true", help="process what is complete now, then exit")
-    _add_anonymize_options(wa)
-    wa.add_argument("--server", metavar="ADDR", help="daemon address(es), as for anonymize")
-    _add_client_options(wa)
     _add_runtime_options(wa, classes=False)
-
-    st = sub.add_parser(
-        "stream",
-        help="a live source (camera URL, device, file) through the daemon into segments",
-        description=(
-            "Read a live source (rtsp://, http://, a device such as /dev/video0, or a file) "
-            "with PyAV, anonymize its frames through the daemon, and write rolling H.264 "
-            "segments <name>-<n>.mkv with their metadata chunks and a status file each. A "
-            "dropped source is reopened with backoff; frames are never reordered; frames the "
-            "source skipped are counted; frames the daemon could not anonymize are left out and "
-            "counted. The anonymize options apply as in `anonymize`, but segments carry no "
-            "masks (--save-mask none). A daemon away or busy is retried with backoff. SIGTERM "
-            "ends the run cleanly."
-        ),
-    )
-    st.set_defaults(handler=_cmd_stream)
-    st.add_argument("source", help="camera URL, device or file")
-    st.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    st.add_argument("--server", metavar="ADDR", required=True, help="daemon address(es)")
-    st.add_argument("--name", default="stream", help="segment file name prefix")
-    st.add_argument("--segment-seconds", type=float, default=60.0, help="segment length")
-    st.add_argument("--in-flight", type=int, default=4, help="frames in flight to the daemon")
-    st.add_argument("--max-frames", type=int, help="stop after this many frames")
-    _add_anonymize_options(st)
-    _add_client_options(st)
+    remote.add_remote_commands(sub, _HELP_DEFAULTS)
 
     be = sub.add_parser(
         "bench",
@@ -532,18 +252,6 @@ def _build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--frames", type=int, default=300, help="length of the test video (300)")
     fl.add_argument("--no-peer", action="store_true", help="skip deface")
     fl.add_argument("-o", "--output", type=Path, help="JSON report")
-
-    hc = sub.add_parser("health", help="ask a daemon whether it is SERVING (exit 0 if so)")
-    hc.set_defaults(handler=_cmd_health)
-    hc.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
-    hc.add_argument("--service", default="", help="service name (default: the whole daemon)")
-    hc.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    _add_client_options(hc)
-
-    inf = sub.add_parser("info", help="a daemon's version, models, options and limits (JSON)")
-    inf.set_defaults(handler=_cmd_info)
-    inf.add_argument("--server", metavar="ADDR", required=True, help="daemon address")
-    _add_client_options(inf)
 
     cfg = sub.add_parser("config", help="configuration files")
     csub = cfg.add_subparsers(dest="config_command", required=True)
@@ -721,135 +429,24 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wire_options(args: argparse.Namespace) -> WireOptions:
-    """Every anonymize option of the command line as the wire's options: what the pipeline
-    runs with here, and what is sent to a daemon (``--server``, ``watch``, ``stream``)."""
-    from obscura.pipeline.options import Method, ZoneKind
-    from obscura.wire import Options, Zone, parse_colour, parse_points
+def _engine(args: argparse.Namespace, options: Options) -> Engine:
+    """The daemon's engine with ``--server``, else the pipeline in this process."""
+    if args.server:
+        return remote.remote_engine(args, options)
+    from obscura.local import LocalEngine
+    from obscura.pipeline.frame import FrameProcessor
+    from obscura.pipeline.options import AnonymizeOptions
 
-    method = Method.BLUR
-    class_methods: dict[ObjectClass, Method] = {}
-    for item in args.method:
-        for cls, m in item.items():
-            if cls is None:
-                method = m
-            else:
-                class_methods[cls] = m
-    methods = AnonymizeOptions.choose_methods(args.anonymize, method, class_methods)
-    fill = parse_colour(args.fill_color)
-    options = Options(
-        classes={cls.label: m for cls, m in methods.items()},
-        thresholds={k.label: v for item in args.threshold for k, v in item.items()},
-        enlarge={k.label: v for item in args.enlarge for k, v in item.items()},
-        bbox=args.bbox,
-        save_mask=args.save_mask,
-        mask_scale=args.mask_scale,
-        mask_encoding=args.mask_encoding,
-        quality=args.quality,
-        fill_color=None if fill == (0, 0, 0) else fill,
-        track_hold=args.track_hold,
-        detect_every=args.detect_every,
-        zones=tuple(
-            Zone(kind, parse_points(text), Method(args.zone_method))
-            for kind, texts in (
-                (ZoneKind.PRIVACY, args.privacy_zone),
-                (ZoneKind.IGNORE, args.ignore_zone),
-            )
-            for text in texts
-        ),
-    )
-    AnonymizeOptions.from_wire(options)  # every value checked here, before any work
-    return options
+    AnonymizeOptions.from_wire(options)  # every value checked here, before the models load
+    return LocalEngine(FrameProcessor(_detector(_config(args))), options)
 
 
 def _cmd_anonymize(args: argparse.Namespace) -> int:
-    from obscura.batch import BatchRunner, print_summary
-    from obscura.pipeline.frame import FrameProcessor
-
-    options = _wire_options(args)
-    client = _client(args, args.server) if args.server else None
-    processor = None if client else FrameProcessor(_detector(_config(args)))
-    try:
-        runner = BatchRunner(
-            processor,
-            options,
-            args.output,
-            progress=False if args.no_progress else None,
-            ins_suffix=args.ins_mask_suffix,
-            client=client,
-        )
-        summary = runner.run(args.inputs)
-    finally:
-        if client is not None:
-            client.close()
-    print_summary(summary)
-    print(f"outputs: {args.output}")
-    return 1 if summary.errors else 0
+    return remote.cmd_anonymize(args, _engine)
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from obscura.batch import BatchRunner
-    from obscura.pipeline.frame import FrameProcessor
-    from obscura.watch import Watcher
-
-    options = _wire_options(args)
-    client = _client(args, args.server) if args.server else None
-    processor = None if client else FrameProcessor(_detector(_config(args)))
-    runner = BatchRunner(
-        processor,
-        options,
-        args.output,
-        progress=False,
-        ins_suffix=args.ins_mask_suffix,
-        client=client,
-    )
-    watcher = Watcher(runner, args.in_dir, done=args.done, settle=args.settle, poll=args.poll)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    log.info("watching %s", args.in_dir)
-    try:
-        if args.once:
-            watcher.complete_files()  # a first look; files unchanged after --settle are done
-            time.sleep(args.settle)
-            watcher.run_once()
-        else:
-            watcher.run(stop)
-    finally:
-        if client is not None:
-            client.close()
-    return 0
-
-
-def _cmd_stream(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from obscura.live import run_live, stats_text
-
-    options = _wire_options(args)
-    if options.save_mask != "none":
-        raise ObscuraError("stream: segments carry no masks; --save-mask must be none")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    with _client(args, args.server) as client:
-        stats = run_live(
-            client,
-            args.source,
-            args.output,
-            options,
-            name=args.name,
-            segment_seconds=args.segment_seconds,
-            in_flight=args.in_flight,
-            max_frames=args.max_frames,
-            stop=stop,
-        )
-    print(stats_text(stats))
-    return 0
+    return remote.cmd_watch(args, _engine)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -903,26 +500,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # group) measured faster than LATENCY there; the file, environment or flags may still
     # choose LATENCY.
     return serve(_config(args, defaults={"backend": {"hint": "THROUGHPUT"}}))
-
-
-def _cmd_health(args: argparse.Namespace) -> int:
-    with _client(args, args.server) as client:
-        try:
-            status = client.health(args.service, timeout=args.timeout)
-        except ObscuraError as exc:
-            print(f"obscura: {args.server}: {exc}", file=sys.stderr)
-            return 1
-    print(status)
-    return 0 if status == "SERVING" else 1
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from google.protobuf.json_format import MessageToDict
-
-    with _client(args, args.server) as client:
-        info = client.info()
-    print(json.dumps(MessageToDict(info), indent=2))
-    return 0
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -985,18 +562,7 @@ def _cmd_plates_build(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if args.verbose > 1:
-        logging.getLogger("obscura").setLevel(logging.DEBUG)
-    try:
-        return int(args.handler(args))
-    except ObscuraError as exc:
-        print(f"obscura: error: {exc}", file=sys.stderr)
-        return 2
+    return remote.run(_build_parser(), argv)
 
 
 if __name__ == "__main__":

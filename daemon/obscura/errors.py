@@ -1,12 +1,8 @@
 """Domain errors. Transport layers map these to status codes in one place."""
 
+from obscura_client.errors import InvalidInput, ObscuraError
 
-class ObscuraError(Exception):
-    """Base class of every error Obscura raises on purpose."""
-
-
-class InvalidInput(ObscuraError):
-    """The caller sent something unusable; the message names the problem."""
+__all__ = ["ConfigError", "InvalidInput", "ModelNotReady", "ModelStoreError", "ObscuraError"]
 
 
 class ConfigError(ObscuraError):

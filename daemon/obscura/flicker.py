@@ -240,9 +240,9 @@ def obscura_masks(
     """Runs the in-process CLI path on the video (faces only); its binary masks and frames/s."""
     import time
 
-    from obscura.batch import BatchRunner
-    from obscura.media.video import read_mask_video
+    from obscura.local import local_runner
     from obscura.pipeline.options import AnonymizeOptions, SaveMask
+    from obscura_client.video import read_mask_video
 
     options = AnonymizeOptions(
         methods=AnonymizeOptions.choose_methods([ObjectClass.FACE]),
@@ -251,7 +251,7 @@ def obscura_masks(
         detect_every=detect_every,
     )
     out = Path(tempfile.mkdtemp(prefix="flicker-"))
-    runner = BatchRunner(processor, options, out, progress=False)
+    runner = local_runner(processor, options, out, progress=False)
     start = time.perf_counter()
     summary = runner.run([video.path])
     seconds = time.perf_counter() - start

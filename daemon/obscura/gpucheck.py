@@ -255,7 +255,7 @@ class Daemon:
 
     def start(self, timeout_s: float) -> float:
         """Starts the daemon; returns the seconds until it was SERVING."""
-        from obscura.client import wait_serving
+        from obscura_client.client import wait_serving
 
         config = self.work / f"daemon-{self.name}.toml"
         config.write_text(
@@ -287,7 +287,7 @@ class Daemon:
         return ""
 
     def info(self) -> dict[str, Any]:
-        from obscura.client import Client
+        from obscura_client.client import Client
 
         with Client(self.address) as client:
             reply = client.info()
@@ -315,7 +315,7 @@ class Daemon:
 
 def _job_options() -> Any:
     """The default job: faces and license plates, blurred (the client's default options)."""
-    from obscura.client import Options
+    from obscura_client.client import Options
 
     return Options()
 
@@ -341,7 +341,7 @@ def run_stream(
 ) -> StreamRun:
     """One AnonymizeStream session: ``count`` frames (cycling through ``frames``), or as many
     as fit before the monotonic time ``until``. The first ``warmup`` answers are not counted."""
-    from obscura.client import Client, FrameFailed, request_for
+    from obscura_client.client import Client, FrameFailed, request_for
 
     sent: dict[int, float] = {}
     options = _job_options()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -13,17 +10,6 @@ import numpy as np
 from obscura.errors import InvalidInput
 from obscura.types import ImageArray
 
-# File suffix -> the format written for it (outputs keep the input's format).
-IMAGE_FORMATS = {
-    ".jpg": "jpeg",
-    ".jpeg": "jpeg",
-    ".jpe": "jpeg",
-    ".png": "png",
-    ".webp": "webp",
-    ".bmp": "bmp",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-}
 _CV_SUFFIX = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tiff"}
 
 
@@ -53,34 +39,6 @@ def encode_image(image: ImageArray, fmt: str, quality: int = 90) -> bytes:
     if not ok:
         raise InvalidInput(f"could not encode a {image.shape} image as {fmt}")
     return bytes(buf)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Writes ``data`` to a temporary file next to ``path`` and renames it into place, so that
-    ``path`` is either absent or complete, even if the process dies or the disk fills up."""
-    write_all_atomic([(path, data)])
-
-
-def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
-    """Writes several files as one: each to a temporary name first, and only when all are
-    written are they renamed into place. A failure (a full disk) removes what was written, so
-    the outputs of one input are all there or none is."""
-    parts: list[tuple[Path, Path]] = []
-    try:
-        for path, data in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-            # O_EXCL: never follow or reuse an existing name; mode 0o666 less the umask.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            parts.append((tmp, path))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        for tmp, path in parts:
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in parts:
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- bytes in memory (the daemon) ------------------------------------------------------------

@@ -26,7 +26,7 @@ from obscura.pipeline.options import AnonymizeOptions, ZoneKind
 from obscura.pipeline.track import TrackerLike
 from obscura.pipeline.zones import ignore_canvas, ignored, zone_region
 from obscura.types import Detections, ImageArray, ObjectClass
-from obscura.wire import DetectionRecord, FrameMetadata
+from obscura_client.wire import DetectionRecord, FrameMetadata
 
 
 class DetectorLike(Protocol):

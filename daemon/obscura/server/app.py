@@ -33,12 +33,12 @@ from obscura.server.errors import AuthInterceptor, ErrorInterceptor
 from obscura.server.service import Dispatcher, Limits, PipelineService
 from obscura.server.servicer import AnonymizerServicer, DaemonState, model_rows
 from obscura.types import ObjectClass
-from obscura.v1 import anonymizer_pb2 as pb
-from obscura.v1 import anonymizer_pb2_grpc as pb_grpc
+from obscura_client.v1 import anonymizer_pb2 as pb
+from obscura_client.v1 import anonymizer_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "obscura.v1.Anonymizer"
+SERVICE_NAME = "obscura_client.v1.Anonymizer"
 DRAIN_NOTICE = 1.0  # seconds of NOT_SERVING before the listeners close
 
 

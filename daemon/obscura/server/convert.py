@@ -8,16 +8,14 @@ from typing import Any
 from obscura.errors import InvalidInput
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.server.service import FrameInput, FrameOutput, RawImage
-from obscura.v1 import anonymizer_pb2 as pb
-from obscura.wire import IMAGE_FORMATS_BACK, FrameMetadata, Options
-
-PIXEL_FORMATS = {
-    pb.PIXEL_FORMAT_BGR24: "bgr24",
-    pb.PIXEL_FORMAT_RGB24: "rgb24",
-    pb.PIXEL_FORMAT_NV12: "nv12",
-    pb.PIXEL_FORMAT_GRAY8: "gray8",
-}
-PIXEL_FORMATS_BACK = {v: k for k, v in PIXEL_FORMATS.items()}
+from obscura_client.v1 import anonymizer_pb2 as pb
+from obscura_client.wire import (
+    IMAGE_FORMATS_BACK,
+    PIXEL_FORMATS,
+    PIXEL_FORMATS_BACK,
+    FrameMetadata,
+    Options,
+)
 
 
 def request_options(msg: pb.Options) -> tuple[AnonymizeOptions, str | None]:
@@ -101,4 +99,7 @@ def response_from_output(
         resp.binary_mask = out.binary_mask
     if out.instance_mask is not None:
         resp.instance_mask = out.instance_mask
+    if out.mask_size is not None:
+        resp.mask_width, resp.mask_height = out.mask_size
+        resp.mask_format = pb.MASK_FORMAT_RAW if out.raw_masks else pb.MASK_FORMAT_PNG
     return resp

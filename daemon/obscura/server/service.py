@@ -71,6 +71,8 @@ class FrameOutput:
     binary_mask: bytes | None
     instance_mask: bytes | None
     metadata: dict[str, Any]
+    mask_size: tuple[int, int] | None = None  # (width, height) when masks are sent
+    raw_masks: bool = False  # the masks are uncompressed bytes, not PNG
     timings: dict[str, float] = field(default_factory=dict)
     models: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -119,8 +121,13 @@ class PipelineService:
         t2 = time.perf_counter()
         encoded, raw_out = self._encode(result.image, fmt, raw_format, options.quality)
         save = options.save_mask
-        binary = png_bytes(result.binary_mask()) if save.binary else None
-        instance = png_bytes(result.instance_mask()) if save.instance else None
+        masks = [
+            result.binary_mask() if save.binary else None,
+            result.instance_mask() if save.instance else None,
+        ]
+        pack = _raw_bytes if options.raw_masks else png_bytes
+        binary, instance = (None if m is None else pack(m) for m in masks)
+        sizes = [(m.shape[1], m.shape[0]) for m in masks if m is not None]
         t3 = time.perf_counter()
         name = frame.name
         every = options.detect_every if tracker is not None else 1
@@ -131,6 +138,8 @@ class PipelineService:
             format=fmt,
             binary_mask=binary,
             instance_mask=instance,
+            mask_size=sizes[0] if sizes else None,
+            raw_masks=options.raw_masks,
             metadata=metadata,
             timings={
                 "decode": t1 - t0,
@@ -257,3 +266,7 @@ async def ordered(
             task = pending.get_nowait()
             if task is not None:
                 task.cancel()
+
+
+def _raw_bytes(mask: ImageArray) -> bytes:
+    return np.ascontiguousarray(mask, dtype=np.uint8).tobytes()

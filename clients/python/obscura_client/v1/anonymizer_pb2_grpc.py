@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from obscura.v1 import anonymizer_pb2 as obscura_dot_v1_dot_anonymizer__pb2
+from obscura_client.v1 import anonymizer_pb2 as obscura__client_dot_v1_dot_anonymizer__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in obscura/v1/anonymizer_pb2_grpc.py depends on'
+        + ' but the generated code in obscura_client/v1/anonymizer_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,18 +36,18 @@ class AnonymizerStub:
         """
         self.Anonymize = channel.unary_unary(
                 '/obscura.v1.Anonymizer/Anonymize',
-                request_serializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
-                response_deserializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
+                request_serializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
+                response_deserializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
                 _registered_method=True)
         self.AnonymizeStream = channel.stream_stream(
                 '/obscura.v1.Anonymizer/AnonymizeStream',
-                request_serializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
-                response_deserializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
+                request_serializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
+                response_deserializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
                 _registered_method=True)
         self.GetInfo = channel.unary_unary(
                 '/obscura.v1.Anonymizer/GetInfo',
-                request_serializer=obscura_dot_v1_dot_anonymizer__pb2.GetInfoRequest.SerializeToString,
-                response_deserializer=obscura_dot_v1_dot_anonymizer__pb2.GetInfoResponse.FromString,
+                request_serializer=obscura__client_dot_v1_dot_anonymizer__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=obscura__client_dot_v1_dot_anonymizer__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
 
 
@@ -83,18 +83,18 @@ def add_AnonymizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Anonymize': grpc.unary_unary_rpc_method_handler(
                     servicer.Anonymize,
-                    request_deserializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.FromString,
-                    response_serializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.SerializeToString,
+                    request_deserializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.FromString,
+                    response_serializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.SerializeToString,
             ),
             'AnonymizeStream': grpc.stream_stream_rpc_method_handler(
                     servicer.AnonymizeStream,
-                    request_deserializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.FromString,
-                    response_serializer=obscura_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.SerializeToString,
+                    request_deserializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.FromString,
+                    response_serializer=obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.SerializeToString,
             ),
             'GetInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInfo,
-                    request_deserializer=obscura_dot_v1_dot_anonymizer__pb2.GetInfoRequest.FromString,
-                    response_serializer=obscura_dot_v1_dot_anonymizer__pb2.GetInfoResponse.SerializeToString,
+                    request_deserializer=obscura__client_dot_v1_dot_anonymizer__pb2.GetInfoRequest.FromString,
+                    response_serializer=obscura__client_dot_v1_dot_anonymizer__pb2.GetInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -122,8 +122,8 @@ class Anonymizer:
             request,
             target,
             '/obscura.v1.Anonymizer/Anonymize',
-            obscura_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
-            obscura_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
+            obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
+            obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -149,8 +149,8 @@ class Anonymizer:
             request_iterator,
             target,
             '/obscura.v1.Anonymizer/AnonymizeStream',
-            obscura_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
-            obscura_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
+            obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeRequest.SerializeToString,
+            obscura__client_dot_v1_dot_anonymizer__pb2.AnonymizeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -176,8 +176,8 @@ class Anonymizer:
             request,
             target,
             '/obscura.v1.Anonymizer/GetInfo',
-            obscura_dot_v1_dot_anonymizer__pb2.GetInfoRequest.SerializeToString,
-            obscura_dot_v1_dot_anonymizer__pb2.GetInfoResponse.FromString,
+            obscura__client_dot_v1_dot_anonymizer__pb2.GetInfoRequest.SerializeToString,
+            obscura__client_dot_v1_dot_anonymizer__pb2.GetInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

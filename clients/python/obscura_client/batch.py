@@ -1,4 +1,5 @@
-"""``obscura anonymize`` in-process: files and folders in, mirrored output tree out.
+"""Files and folders in, a mirrored output tree out, through an engine: the daemon's (remote,
+here) or the pipeline in this process (``obscura.local``, in the daemon's distribution).
 
 A file that cannot be read or written is reported and skipped; the run goes on and the summary
 (and the exit code) say that something failed.
@@ -17,28 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-import cv2
-import numpy as np
-
-from obscura.errors import InvalidInput, ObscuraError
-from obscura.imageio import IMAGE_FORMATS, encode_image, read_image, write_all_atomic
-from obscura.outputs import (
+from obscura_client.errors import InvalidInput, ObscuraError
+from obscura_client.files import (
     BIN_SUFFIX,
+    IMAGE_SUFFIXES,
     INS_SUFFIX,
     MetadataChunks,
     OutputPaths,
     json_bytes,
+    write_all_atomic,
 )
-from obscura.pipeline.frame import FrameProcessor
-from obscura.pipeline.masks import png_bytes
-from obscura.pipeline.options import AnonymizeOptions
-from obscura.pipeline.track import Tracker, TrackerConfig
-from obscura.types import ImageArray
-from obscura.wire import Options
+from obscura_client.types import ImageArray
+from obscura_client.wire import Options, SaveMask
 
 if TYPE_CHECKING:
-    from obscura.client import Client
-    from obscura.media.video import DecodedFrame, VideoTranscoder
+    from obscura_client.client import Client
+    from obscura_client.video import DecodedFrame, VideoTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +51,7 @@ class InputFile:
 
 def media_kind(path: Path) -> str | None:
     suffix = path.suffix.lower()
-    if suffix in IMAGE_FORMATS:
+    if suffix in IMAGE_SUFFIXES:
         return "image"
     if suffix in VIDEO_SUFFIXES:
         return "video"
@@ -187,41 +182,36 @@ class ImageOutputs:
     counts: dict[str, int]
 
 
-class ImageEngine(Protocol):
-    def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs: ...
+class Engine(Protocol):
+    """Where the work is done: one image file, or the decoded frames of one video, with the
+    run's ``options``."""
+
+    options: Options
+
+    def image(self, path: Path, fmt: str, folder: str) -> ImageOutputs: ...
+
+    def video_frames(
+        self, tx: VideoTranscoder, filename: str, folder: str
+    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]: ...
+
+    def close(self) -> None: ...
 
 
-class LocalImages:
-    """The pipeline in this process."""
+class RemoteEngine:
+    """The daemon(s) do the work. An image file's bytes go over gRPC as they are; a video's
+    frames go as raw BGR through the client's frames path, ``STREAM_WINDOW`` in flight."""
 
-    def __init__(self, processor: FrameProcessor, options: AnonymizeOptions):
-        self.processor = processor
-        self.options = options
-
-    def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
-        image = read_image(path)
-        result = self.processor.process(image, self.options, inplace=True)
-        save = self.options.save_mask
-        return ImageOutputs(
-            image=encode_image(result.image, fmt, self.options.quality),
-            binary_mask=png_bytes(result.binary_mask()) if save.binary else None,
-            instance_mask=png_bytes(result.instance_mask()) if save.instance else None,
-            metadata=result.metadata(path.name, path.name, folder),
-            counts=result.counts(),
-        )
-
-
-class RemoteImages:
-    """The daemon does the work: the file's bytes go over gRPC as they are."""
-
-    def __init__(self, client: Client, options: AnonymizeOptions):
+    def __init__(self, client: Client, options: Options):
         self.client = client
         self.options = options
-        self.request_options = options.to_wire().to_proto()
+        self.request_options = options.to_proto()
 
-    def anonymize(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
-        from obscura.server.convert import metadata_from_proto
-        from obscura.v1 import anonymizer_pb2 as pb
+    def close(self) -> None:
+        self.client.close()
+
+    def image(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
+        from obscura_client.v1 import anonymizer_pb2 as pb
+        from obscura_client.wire import FrameMetadata
 
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file")
@@ -232,51 +222,91 @@ class RemoteImages:
             response = self.client.anonymize(request)
         except InvalidInput as exc:
             raise InvalidInput(f"{path}: {exc}") from None
-        metadata = metadata_from_proto(response.metadata)
-        counts: Counter[str] = Counter(d["type_label"] for d in metadata["detections"])
+        record = FrameMetadata.from_proto(response.metadata)
+        save = self.options.save_mask
         return ImageOutputs(
             image=response.encoded,
-            binary_mask=response.binary_mask if self.options.save_mask.binary else None,
-            instance_mask=response.instance_mask if self.options.save_mask.instance else None,
-            metadata=metadata,
-            counts=dict(counts),
+            binary_mask=response.binary_mask if SaveMask(save).binary else None,
+            instance_mask=response.instance_mask if SaveMask(save).instance else None,
+            metadata=record.to_dict(),
+            counts=dict(Counter(d.type_label for d in record.detections)),
         )
+
+    def video_frames(
+        self, tx: VideoTranscoder, filename: str, folder: str
+    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
+        """Frames through the daemon(s) as raw BGR, ``STREAM_WINDOW`` in flight, with the
+        client's frames path: a daemon that goes away or is busy hands its unanswered frames
+        to another (or to itself, back), so every frame is answered once and in order.
+
+        The frames are decoded in this thread (the client takes the next request each time it
+        hands over a result), so the video containers are only touched here.
+        """
+        import grpc
+
+        from obscura_client.client import FrameFailed, RemoteError, request_for, status_of
+
+        # Raw pixels and raw masks: what the video and mask writers take, with no codec between.
+        options = self.options.replace(output_format="raw", mask_format="raw")
+        window: collections.deque[DecodedFrame] = collections.deque()
+
+        def requests() -> Iterator[Any]:
+            for frame in tx.frames():
+                window.append(frame)
+                yield request_for(
+                    frame.image,
+                    options if frame.index == 0 else None,
+                    frame_index=frame.index,
+                    timestamp=frame.time or 0.0,
+                )
+
+        for result in self.client.frames(requests(), in_flight=STREAM_WINDOW):
+            frame = window.popleft()
+            if isinstance(result, FrameFailed):
+                text = f"frame {frame.index}: the daemon says {result}"
+                if status_of(result.code) is grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidInput(text)
+                raise RemoteError(status_of(result.code), text)  # tried again later
+            time = None if frame.time is None else round(frame.time, 6)
+            record = result.record.as_frame(frame.index, filename, folder, time)
+            yield (
+                frame,
+                FrameOutputs(
+                    image=result.pixels(),
+                    binary_mask=result.binary_mask(),
+                    instance_mask=result.instance_mask(),
+                    metadata=record.to_dict(),
+                    counts=dict(Counter(d.type_label for d in record.detections)),
+                ),
+            )
+        if window:
+            raise RemoteError(
+                grpc.StatusCode.UNAVAILABLE, f"{len(window)} frame(s) were not answered"
+            )
 
 
 class BatchRunner:
-    """Anonymizes files into ``output_dir``: images in this process or through the daemon
-    (``client``), videos in this process."""
+    """Anonymizes files into ``output_dir`` with ``engine``: :class:`RemoteEngine` (the daemon)
+    or the daemon distribution's ``obscura.local.LocalEngine`` (the pipeline here)."""
 
     def __init__(
         self,
-        processor: FrameProcessor | None,
-        options: AnonymizeOptions | Options,
+        engine: Engine,
         output_dir: Path,
         *,
         progress: bool | None = None,
         errors: TextIO | None = None,
         ins_suffix: str = INS_SUFFIX,
-        client: Client | None = None,
     ):
         """Videos are tracked as ``options.track_hold`` says: objects the detector loses stay
-        hidden that many frames (0: every frame on its own); through a daemon, it tracks."""
+        hidden that many frames (0: every frame on its own)."""
         if not ins_suffix or "/" in ins_suffix or "\\" in ins_suffix or ".." in ins_suffix:
             raise InvalidInput(f"instance mask suffix {ins_suffix!r} must be a plain name part")
         self.ins_suffix = ins_suffix
-        self.processor = processor
-        if isinstance(options, Options):  # the wire's, as the CLI and clients give them
-            options = AnonymizeOptions.from_wire(options)
-        self.options = options
+        self.engine = engine
+        self.options = engine.options
         self.output_dir = output_dir
-        self.client = client
         self.last_error: BaseException | None = None  # of the last process() call
-        self.images: ImageEngine
-        if client is not None:
-            self.images = RemoteImages(client, options)
-        elif processor is not None:
-            self.images = LocalImages(processor, options)
-        else:
-            raise ValueError("a processor or a client is needed")
         self.progress_enabled = progress
         self.err = errors or sys.stderr
 
@@ -329,8 +359,8 @@ class BatchRunner:
         print(f"obscura: error: {text}", file=self.err)
 
     def _image(self, item: InputFile, paths: OutputPaths, summary: Summary) -> None:
-        fmt = IMAGE_FORMATS[item.path.suffix.lower()]
-        out = self.images.anonymize(item.path, fmt, paths.folder)
+        fmt = IMAGE_SUFFIXES[item.path.suffix.lower()]
+        out = self.engine.image(item.path, fmt, paths.folder)
         files = [(paths.media, out.image)]
         if out.binary_mask is not None:
             files.append((paths.mask(BIN_SUFFIX, ".png"), out.binary_mask))
@@ -343,10 +373,10 @@ class BatchRunner:
     def _video(
         self, item: InputFile, paths: OutputPaths, summary: Summary, progress: Progress
     ) -> int:
-        from obscura.media.video import MaskVideoWriter, VideoTranscoder
+        from obscura_client.video import MaskVideoWriter, VideoTranscoder
 
         paths.directory.mkdir(parents=True, exist_ok=True)
-        save = self.options.save_mask
+        save = SaveMask(self.options.save_mask)
         scale = self.options.mask_scale
         tmp: list[tuple[Path, Path]] = []
 
@@ -386,12 +416,7 @@ class BatchRunner:
                         )
                     )
                 try:
-                    engine = (
-                        self._remote_frames(tx, item.path.name, paths.folder)
-                        if self.client is not None
-                        else self._local_frames(tx, item.path.name, paths.folder)
-                    )
-                    for frame, out in engine:
+                    for frame, out in self.engine.video_frames(tx, item.path.name, paths.folder):
                         tx.write(out.image)
                         for writer, which in writers:
                             mask = out.binary_mask if which == "binary" else out.instance_mask
@@ -415,94 +440,6 @@ class BatchRunner:
             raise
         return frames
 
-    def _local_frames(
-        self, tx: VideoTranscoder, filename: str, folder: str
-    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
-        assert self.processor is not None
-        save = self.options.save_mask
-        hold = self.options.track_hold
-        tracker = Tracker(TrackerConfig(hold=hold)) if hold else None
-        for frame in tx.frames():
-            every = self.options.detect_every
-            result = self.processor.process(
-                frame.image,
-                self.options,
-                inplace=True,
-                tracker=tracker,
-                detect=frame.index % every == 0,
-            )
-            time = None if frame.time is None else round(frame.time, 6)
-            yield (
-                frame,
-                FrameOutputs(
-                    image=result.image,
-                    binary_mask=result.binary_mask() if save.binary else None,
-                    instance_mask=result.instance_mask() if save.instance else None,
-                    metadata=result.metadata(
-                        frame.index, filename, folder, time=time, timed=True, detect_every=every
-                    ),
-                    counts=result.counts(),
-                ),
-            )
-
-    def _remote_frames(
-        self, tx: VideoTranscoder, filename: str, folder: str
-    ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
-        """Frames through the daemon(s) as raw BGR, ``STREAM_WINDOW`` in flight, with the
-        client's frames path: a daemon that goes away or is busy hands its unanswered frames
-        to another (or to itself, back), so every frame is answered once and in order.
-
-        The frames are decoded in this thread (the client takes the next request each time it
-        hands over a result), so the video containers are only touched here.
-        """
-        import grpc
-
-        from obscura.client import FrameFailed, RemoteError, request_for, status_of
-
-        assert self.client is not None
-        options = self.options.to_wire(output_format="raw")
-        window: collections.deque[DecodedFrame] = collections.deque()
-
-        def requests() -> Iterator[Any]:
-            for frame in tx.frames():
-                window.append(frame)
-                yield request_for(
-                    frame.image,
-                    options if frame.index == 0 else None,
-                    frame_index=frame.index,
-                    timestamp=frame.time or 0.0,
-                )
-
-        for result in self.client.frames(requests(), in_flight=STREAM_WINDOW):
-            frame = window.popleft()
-            if isinstance(result, FrameFailed):
-                text = f"frame {frame.index}: the daemon says {result}"
-                if status_of(result.code) is grpc.StatusCode.INVALID_ARGUMENT:
-                    raise InvalidInput(text)
-                raise RemoteError(status_of(result.code), text)  # tried again later
-            time = None if frame.time is None else round(frame.time, 6)
-            record = result.record.as_frame(frame.index, filename, folder, time)
-            yield (
-                frame,
-                FrameOutputs(
-                    image=result.pixels(),
-                    binary_mask=_png(result.binary_mask_png, rgb=False)
-                    if result.binary_mask_png
-                    else None,
-                    instance_mask=(
-                        _png(result.instance_mask_png, rgb=True)
-                        if result.instance_mask_png
-                        else None
-                    ),
-                    metadata=record.to_dict(),
-                    counts=dict(Counter(d.type_label for d in record.detections)),
-                ),
-            )
-        if window:
-            raise RemoteError(
-                grpc.StatusCode.UNAVAILABLE, f"{len(window)} frame(s) were not answered"
-            )
-
 
 STREAM_WINDOW = 4  # frames of a video in flight to the daemon
 
@@ -516,16 +453,12 @@ class FrameOutputs:
     counts: dict[str, int]
 
 
-def _png(data: bytes, *, rgb: bool) -> ImageArray:
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None:
-        raise InvalidInput("the daemon sent a mask that is not a PNG")
-    if rgb:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    return np.asarray(decoded, dtype=np.uint8)
-
-
 def print_summary(summary: Summary, stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     for line in summary.lines():
         print(line, file=out)
+
+
+def remote_runner(client: Client, options: Options, output_dir: Path, **kwargs: Any) -> BatchRunner:
+    """A batch run of files into ``output_dir`` through the daemon(s) of ``client``."""
+    return BatchRunner(RemoteEngine(client, options), output_dir, **kwargs)
