@@ -1,5 +1,5 @@
 // A Node.js client of the Obscura daemon: health, Anonymize and AnonymizeStream.
-// Usage: node client.mjs ADDRESS IMAGE TOKEN   (ADDRESS: unix:///path or host:port)
+// Usage: node examples/anonymize.mjs ADDRESS IMAGE TOKEN   (ADDRESS: unix:///path or host:port)
 // Prints one JSON object with what it got; exits non-zero on any failure.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -8,15 +8,16 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
 const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
 const [address, imagePath, token] = process.argv.slice(2);
 const loadOptions = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 const api = grpc.loadPackageDefinition(
-  protoLoader.loadSync(join(here, "..", "..", "proto", "obscura", "v1", "anonymizer.proto"), {
+  protoLoader.loadSync(join(root, "..", "..", "proto", "obscura", "v1", "anonymizer.proto"), {
     ...loadOptions,
-    includeDirs: [join(here, "..", "..", "proto")],
+    includeDirs: [join(root, "..", "..", "proto")],
   }),
 );
-const healthApi = grpc.loadPackageDefinition(protoLoader.loadSync(join(here, "health.proto"), loadOptions));
+const healthApi = grpc.loadPackageDefinition(protoLoader.loadSync(join(root, "health.proto"), loadOptions));
 
 const credentials = grpc.credentials.createInsecure();
 const anonymizer = new api.obscura.v1.Anonymizer(address, credentials);
