@@ -470,7 +470,7 @@ def test_sigterm_drains_a_stream_without_losing_a_frame(tmp_path: Path, data_dir
 
 
 # --- a client from another ecosystem ------------------------------------------------------
-NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
 
 
 def node_modules() -> Path:
@@ -503,7 +503,7 @@ def test_node_client(daemon: DaemonProcess, client: Client, data_dir: Path) -> N
     node_modules()
     image = data_dir / "gramps_1897_expedition.jpg"
     proc = subprocess.run(
-        ["node", str(NODE_DIR / "client.mjs"), daemon.socket, str(image), TOKEN],
+        ["node", str(NODE_DIR / "examples" / "anonymize.mjs"), daemon.socket, str(image), TOKEN],
         capture_output=True,
         text=True,
         timeout=120,
