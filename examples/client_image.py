@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 
-from obscura.client import Client, Options
+from obscura_client import Client, Options
 
 
 def main(address: str, image: str, out_dir: str) -> int:

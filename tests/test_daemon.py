@@ -28,7 +28,7 @@ from obscura.pipeline.options import AnonymizeOptions, Method, SaveMask
 from obscura.server.convert import metadata_from_proto, options_to_proto
 from obscura.types import ObjectClass
 from obscura.zoo.store import ModelStore
-from obscura_client.client import Client, RemoteError
+from obscura_client.client import Client, FrameFailed, RemoteError, Result
 from obscura_client.v1 import anonymizer_pb2 as pb
 from obscura_client.video import probe, read_mask_video
 
@@ -262,21 +262,23 @@ def test_stream_order_echoes_errors_and_option_changes(client: Client, data_dir:
     responses = list(client.stream(requests))
     assert [r.frame_index for r in responses] == [100 + i for i in range(12)]
     assert [r.timestamp for r in responses] == pytest.approx([i / 25 for i in range(12)])
-    assert responses[4].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert "unknown signature" in responses[4].error.message
+    failed = responses[4]
+    assert isinstance(failed, FrameFailed)
+    assert failed.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "unknown signature" in failed.message
     for i, r in enumerate(responses):
         if i == 4:
             continue
-        assert not r.HasField("error")
-        assert r.metadata.detections
+        assert isinstance(r, Result)
+        assert r.metadata["detections"]
         if i < 6:
-            assert r.format == pb.IMAGE_FORMAT_JPEG
-            assert not r.binary_mask
+            assert r.format == "jpeg"
+            assert r.binary_mask() is None
         else:  # options changed from frame 6 on: blackened PNG with a binary mask
-            assert r.format == pb.IMAGE_FORMAT_PNG
-            image = cv2.imdecode(np.frombuffer(r.encoded, np.uint8), cv2.IMREAD_COLOR)
-            mask = cv2.imdecode(np.frombuffer(r.binary_mask, np.uint8), cv2.IMREAD_UNCHANGED)
-            assert (image[mask == 255] == 0).all()
+            assert r.format == "png"
+            mask = r.binary_mask()
+            assert mask is not None
+            assert (r.pixels()[mask == 255] == 0).all()
 
 
 # --- security -----------------------------------------------------------------------------
@@ -457,7 +459,7 @@ def test_sigterm_drains_a_stream_without_losing_a_frame(tmp_path: Path, data_dir
     got = []
     with Client(d.socket) as c:
         for response in c.stream(requests()):
-            assert not response.HasField("error"), response.error
+            assert isinstance(response, Result), response
             got.append(response.frame_index)
             if len(got) == 5:
                 answered.set()
@@ -613,7 +615,7 @@ def test_async_client(daemon: DaemonProcess, data_dir: Path) -> None:
 
     faces, got = asyncio.run(scenario())
     assert faces >= 4
-    assert [r.frame_index for r in got] == [0, 1, 2, 3]  # type: ignore[attr-defined]
+    assert [r.frame_index for r in got] == [0, 1, 2, 3]
     assert isinstance(got[1], FrameFailed)
     assert "holds no image" in str(got[1])
 

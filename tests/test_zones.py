@@ -23,7 +23,7 @@ from obscura.pipeline.options import (
 from obscura.pipeline.zones import ignore_canvas, ignored, zone_region
 from obscura.server.convert import options_from_proto, options_to_proto
 from obscura.types import Detections, ObjectClass
-from obscura_client.client import Client, result_from
+from obscura_client.client import Client
 from obscura_client.v1 import anonymizer_pb2 as pb
 
 from daemons import plain_daemon
@@ -134,7 +134,7 @@ def test_zones_change_mid_stream(data_dir: Path, tmp_path: Path) -> None:
                 if options is not None:
                     req.options.CopyFrom(options)
                 requests.append(req)
-            results = [result_from(r) for r in client.stream(requests)]
+            results = list(client.stream(requests))
     finally:
         daemon.terminate()
     counts = [len(r.detections) for r in results]

@@ -211,10 +211,20 @@ class Result:
 class FrameFailed(ObscuraError):
     """A frame of a stream that the daemon could not process (the stream went on)."""
 
-    def __init__(self, frame_index: int, code: int, message: str):
+    def __init__(self, frame_index: int, code: int, message: str, timestamp: float = 0.0):
         super().__init__(f"frame {frame_index}: {message}")
         self.frame_index = frame_index
         self.code = code
+        self.message = message
+        self.timestamp = timestamp
+
+
+def _stream_item(response: pb.AnonymizeResponse) -> Result | FrameFailed:
+    if response.HasField("error"):
+        return FrameFailed(
+            response.frame_index, response.error.code, response.error.message, response.timestamp
+        )
+    return result_from(response)
 
 
 def _mask(data: bytes, size: tuple[int, int] | None, *, rgb: bool) -> ImageArray | None:
@@ -383,10 +393,13 @@ class Client:
         return result_from(self.anonymize(request_for(image, options or Options())))
 
     # --- streams ---------------------------------------------------------------------------
-    def stream(self, requests: Iterable[pb.AnonymizeRequest]) -> Iterator[pb.AnonymizeResponse]:
-        """One AnonymizeStream call, as it is (no retries)."""
+    def stream(self, requests: Iterable[pb.AnonymizeRequest]) -> Iterator[Result | FrameFailed]:
+        """One AnonymizeStream call, as it is (no retries; :meth:`frames` adds them): a
+        :class:`Result` per request in order, or a :class:`FrameFailed` for a refused frame.
+        The same contract as :meth:`AsyncClient.stream`."""
         try:
-            yield from self.stub.AnonymizeStream(iter(requests), metadata=self.metadata)
+            for response in self.stub.AnonymizeStream(iter(requests), metadata=self.metadata):
+                yield _stream_item(response)
         except grpc.RpcError as exc:
             raise remote_error(exc) from None
 
@@ -597,12 +610,7 @@ class AsyncClient:
         call = self.stub.AnonymizeStream(requests, metadata=self.metadata)
         try:
             async for response in call:
-                if response.HasField("error"):
-                    yield FrameFailed(
-                        response.frame_index, response.error.code, response.error.message
-                    )
-                else:
-                    yield result_from(response)
+                yield _stream_item(response)
         except grpc.RpcError as exc:
             raise remote_error(exc) from None
 
