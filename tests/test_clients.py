@@ -78,6 +78,7 @@ def test_obscura_client_anonymize_reaches_a_real_daemon(
     shutil.copy(data_dir / "gramps_1897_expedition.jpg", inputs)
     video = data_dir / "opencv_vtest_first100.mp4"
     shutil.copy(video, inputs / "clip.mp4")
+    (tmp_path / "daemon").mkdir()
     d: DaemonProcess = plain_daemon(tmp_path / "daemon")
     command = client_venv / "bin" / "obscura-client"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -135,7 +135,7 @@ def test_reflection_lists_the_service(daemon: DaemonProcess) -> None:
             iter([request]), metadata=(("authorization", f"Bearer {TOKEN}"),)
         )
         names = {s.name for r in responses for s in r.list_services_response.service}
-    assert {"obscura_client.v1.Anonymizer", "grpc.health.v1.Health"} <= names
+    assert {"obscura.v1.Anonymizer", "grpc.health.v1.Health"} <= names
 
 
 def test_get_info(client: Client) -> None:

@@ -153,7 +153,7 @@ def test_watch_folder_keeps_inputs_on_a_full_disk_and_finishes_later(
 
 def test_a_set_of_outputs_is_written_whole_or_not_at_all(small_disk: Path) -> None:
     """The second file of a set does not fit: the first, already written, is taken back."""
-    from obscura.imageio import write_all_atomic
+    from obscura_client.files import write_all_atomic
 
     filler = small_disk / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)

@@ -247,3 +247,30 @@ def test_a_live_frame_that_was_not_anonymized_is_left_out_and_counted(
     assert (status["frames"], status["failed"]) == (7, 1)
     frames = json.loads(next(tmp_path.glob("stream-*-0-*.json")).read_text())
     assert [f["id"] for f in frames] == [0, 1, 2, 4, 5, 6, 7]
+
+
+def test_the_asyncio_client_retries_a_daemon_that_is_away(
+    restartable: tuple[DaemonProcess, str, int], data_dir: Path
+) -> None:
+    """A unary call made while the daemon restarts is answered once it is back, on the asyncio
+    client as on the sync one: a passing error is retried, not raised."""
+    import asyncio
+
+    from obscura_client.client import AsyncClient, Client
+    from obscura_client.wire import Options
+
+    d, _, _ = restartable
+    image = data_dir / "gramps_1897_expedition.jpg"
+
+    async def call() -> tuple[int, float]:
+        async with AsyncClient(d.socket, retry_for=120) as client:
+            start = time.monotonic()
+            result = await client.anonymize_image(image, Options(classes={"face": "blur"}))
+            return len(result.detections), time.monotonic() - start
+
+    restart(d)  # killed; back after a second and the model load
+    faces, seconds = asyncio.run(call())
+    assert faces >= 4
+    assert seconds > 0.5  # it waited for the daemon: the first tries met nobody
+    with Client(d.socket) as client:
+        assert client.health() == "SERVING"

@@ -194,7 +194,7 @@ def test_gauges_move_both_ways_and_models_are_replaced() -> None:
 
 def test_label_values_stay_bounded() -> None:
     m = Metrics()
-    m.rpc_done("/obscura_client.v1.Anonymizer/Evil", "SOMETHING", 0.1)
+    m.rpc_done("/obscura.v1.Anonymizer/Evil", "SOMETHING", 0.1)
     m.rpc_done("Check", "OK", 0.1)
     m.stage("weird", 0.1)
     m.frame("who-knows")

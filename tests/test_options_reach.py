@@ -12,6 +12,7 @@ from the daemons' debug log, which names the options each call and stream runs w
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import shutil
@@ -28,6 +29,8 @@ import pytest
 from obscura import cli
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions
+from obscura_client import cli as remote
+from obscura_client.cli import HelpDefaults
 from obscura_client.client import Client, FrameFailed, request_for
 from obscura_client.v1 import anonymizer_pb2 as pb
 from obscura_client.wire import Options, Zone
@@ -55,7 +58,10 @@ PROBE = Options(
     track_hold=5,
     detect_every=2,
     zones=(Zone("privacy", PRIVACY, "blacken"), Zone("ignore", IGNORE)),
+    mask_format="raw",
 )
+# What the command line asks for: masks as PNG on the wire (videos switch to raw themselves).
+CLI_PROBE = PROBE.replace(output_format=None, mask_format="png")
 
 # The same, on the command line (output_format is the path's own: files keep their format).
 PROBE_ARGS = [
@@ -70,11 +76,10 @@ PROBE_ARGS = [
 OUTPUT_NAMING = {"ins_mask_suffix"}
 
 
-def expected(output_format: str | None = None) -> AnonymizeOptions:
+def expected(output_format: str | None = None, mask_format: str = "png") -> AnonymizeOptions:
     """What the pipeline must run with: the probe as the daemon reads it off the wire."""
-    return AnonymizeOptions.from_wire(
-        Options.from_proto(PROBE.replace(output_format=output_format).to_proto())
-    )
+    probe = PROBE.replace(output_format=output_format, mask_format=mask_format)
+    return AnonymizeOptions.from_wire(Options.from_proto(probe.to_proto()))
 
 
 def probe_args(*, masks: bool = True) -> list[str]:
@@ -108,26 +113,28 @@ def test_the_probe_sets_every_field_of_the_proto() -> None:
 
 def _anonymize_actions() -> list[argparse.Action]:
     parser = argparse.ArgumentParser()
-    cli._add_anonymize_options(parser)
+    remote.add_anonymize_options(parser, HelpDefaults())
     return [a for a in parser._actions if a.dest != "help"]
 
 
 def test_the_probe_sets_every_anonymize_option_of_the_cli() -> None:
     parser = argparse.ArgumentParser()
-    cli._add_anonymize_options(parser)
+    remote.add_anonymize_options(parser, HelpDefaults())
     args = parser.parse_args(PROBE_ARGS)
     defaults = parser.parse_args([])
     for action in _anonymize_actions():
         assert getattr(args, action.dest) != getattr(defaults, action.dest), action.dest
-    assert cli._wire_options(args) == PROBE.replace(output_format=None)
-    # watch, stream and anonymize share these options
-    for command in (["anonymize", "x", "-o", "y"], ["watch", "a", "b"], ["stream", "s"]):
-        sub = cli._build_parser().parse_args(
-            [*command, *(["-o", "o", "--server", "x"] if command[0] == "stream" else []),
-             *probe_args(masks=command[0] != "stream")]
-        )  # fmt: skip
-        wire = cli._wire_options(sub)
-        want = PROBE.replace(output_format=None)
+    assert remote.wire_options(args) == CLI_PROBE
+    # watch, stream and anonymize share these options, in `obscura` and in `obscura-client`
+    commands = (["anonymize", "x", "-o", "y"], ["watch", "a", "b"], ["stream", "s", "-o", "o"])
+    for parser, command in itertools.product(
+        (cli._build_parser(), remote.build_parser()), commands
+    ):
+        sub = parser.parse_args(
+            [*command, "--server", "x", *probe_args(masks=command[0] != "stream")]
+        )
+        wire = remote.wire_options(sub)
+        want = CLI_PROBE
         if command[0] == "stream":
             want = want.replace(save_mask="none")
         assert wire == want, command[0]
@@ -216,9 +223,14 @@ def test_unary(daemons: list[tuple[DaemonProcess, str]], data_dir: Path) -> None
     with Client(daemons[0][0].socket) as client:
         result = client.anonymize_image(data_dir / IMAGE, PROBE)
     assert result.format == "png"
-    assert mark.runs("Anonymize") == [(repr(expected("png")), "png")]
-    assert result.binary_mask_data
-    assert result.instance_mask_data
+    assert mark.runs("Anonymize") == [(repr(expected("png", "raw")), "png")]
+    binary, instance = result.binary_mask(), result.instance_mask()  # raw on the wire
+    assert binary is not None
+    assert instance is not None
+    height, width = result.pixels().shape[:2]
+    assert binary.shape == instance.shape[:2]
+    assert abs(binary.shape[0] - height / 2) <= 1
+    assert abs(binary.shape[1] - width / 2) <= 1
 
 
 def test_stream(daemons: list[tuple[DaemonProcess, str]], data_dir: Path) -> None:
@@ -228,7 +240,7 @@ def test_stream(daemons: list[tuple[DaemonProcess, str]], data_dir: Path) -> Non
     with Client(daemons[0][0].socket) as client:
         results = list(client.frames(requests))
     assert not [r for r in results if isinstance(r, FrameFailed)]
-    assert mark.runs("AnonymizeStream") == [(repr(expected("png")), "png")]
+    assert mark.runs("AnonymizeStream") == [(repr(expected("png", "raw")), "png")]
     assert [r.metadata.get("detect_every") for r in results] == [2, 2, 2]
 
 
@@ -244,7 +256,7 @@ def test_obscura_stream(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     want = AnonymizeOptions.from_wire(
-        Options.from_proto(PROBE.replace(save_mask="none", output_format="raw").to_proto())
+        Options.from_proto(CLI_PROBE.replace(save_mask="none", output_format="raw").to_proto())
     )
     assert mark.runs("AnonymizeStream") == [(repr(want), "raw")]
     # The privacy zone is hidden in the recorded frames (with the fill colour, H.264 aside).
@@ -295,7 +307,7 @@ def test_server_with_two_daemons(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert mark.runs("Anonymize") == [(repr(expected()), "None")] * 3
-    assert mark.runs("AnonymizeStream") == [(repr(expected("raw")), "raw")]
+    assert mark.runs("AnonymizeStream") == [(repr(expected("raw", "raw")), "raw")]
     assert all(mark_one.runs("Anonymize") for mark_one in _per_daemon(mark))  # both served
     out = tmp_path / "out"
     assert (out / "clip_probe_ins.mkv").exists()

@@ -1,74 +1,127 @@
 """The pipeline in this process as a batch engine: what ``obscura anonymize`` and ``obscura
-watch`` run without ``--server``. The remote engine (the daemon's) is in the client package."""
+watch`` run without ``--server``. The remote engine (the daemon's) is in the client package.
+
+Both run the same frame job: :class:`PipelineService`, which the daemon's servicer calls too,
+takes a frame in (encoded bytes, or raw pixels) and gives the encoded or raw image, the masks
+and the metadata out. Video frames go through it raw with raw masks, as they go to a daemon.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from obscura.imageio import encode_image, read_image
 from obscura.pipeline.frame import FrameProcessor
-from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import Tracker, TrackerConfig
+from obscura.server.service import (
+    ENCODED_FORMATS,
+    FrameInput,
+    FrameOutput,
+    Limits,
+    PipelineService,
+    RawImage,
+)
 from obscura_client.batch import BatchRunner, FrameOutputs, ImageOutputs
+from obscura_client.codec import raw_mask
 from obscura_client.video import DecodedFrame, VideoTranscoder
-from obscura_client.wire import Options
+from obscura_client.wire import FrameMetadata, Options
+
+# Local files are the user's own: no size limit but memory (the daemon has max_pixels).
+_NO_LIMIT = Limits(max_pixels=1 << 40, max_message_bytes=1 << 40)
+
+
+def _raw(image: np.ndarray[Any, Any], name: str, folder: str) -> FrameInput:
+    h, w = image.shape[:2]
+    data = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+    return FrameInput(raw=RawImage(w, h, "bgr24", data), name=name, folder=folder)
+
+
+def _masks(out: FrameOutput) -> tuple[Any, Any]:
+    """The raw masks of ``out`` as arrays (None where not asked for)."""
+    if out.mask_size is None:
+        return None, None
+    w, h = out.mask_size
+    return (
+        None if out.binary_mask is None else raw_mask(out.binary_mask, w, h, rgb=False),
+        None if out.instance_mask is None else raw_mask(out.instance_mask, w, h, rgb=True),
+    )
 
 
 class LocalEngine:
     """Images and video frames through ``processor``, with the options of a run."""
 
     def __init__(self, processor: FrameProcessor, options: AnonymizeOptions | Options):
-        self.processor = processor
         if isinstance(options, Options):
             self.options, self.pipeline = options, AnonymizeOptions.from_wire(options)
         else:
             self.options, self.pipeline = options.to_wire(), options
+        self.service = PipelineService(processor, _NO_LIMIT)
 
     def close(self) -> None:
         """Nothing to release: the processor belongs to the caller."""
 
     def image(self, path: Path, fmt: str, folder: str) -> ImageOutputs:
-        image = read_image(path)
-        result = self.processor.process(image, self.pipeline, inplace=True)
-        save = self.pipeline.save_mask
+        """A JPEG / PNG / WebP / BMP file goes in as its bytes, as to a daemon; other formats
+        (TIFF) are read here and go in raw."""
+        if fmt in ENCODED_FORMATS:
+            frame = FrameInput(encoded=path.read_bytes(), name=path.name, folder=folder)
+            out = self.service.run(frame, self.pipeline, output_format=fmt)
+            image = out.encoded
+        else:
+            frame = _raw(read_image(path), path.name, folder)
+            out = self.service.run(frame, self.pipeline, output_format="raw")
+            assert out.raw is not None
+            r = out.raw
+            pixels = np.frombuffer(r.data, np.uint8).reshape(r.height, r.width, 3)
+            image = encode_image(pixels, fmt, self.pipeline.quality)
+        assert image is not None
         return ImageOutputs(
-            image=encode_image(result.image, fmt, self.pipeline.quality),
-            binary_mask=png_bytes(result.binary_mask()) if save.binary else None,
-            instance_mask=png_bytes(result.instance_mask()) if save.instance else None,
-            metadata=result.metadata(path.name, path.name, folder),
-            counts=result.counts(),
+            image=image,
+            binary_mask=out.binary_mask,
+            instance_mask=out.instance_mask,
+            metadata=out.metadata,
+            counts=out.counts,
         )
 
     def video_frames(
         self, tx: VideoTranscoder, filename: str, folder: str
     ) -> Iterator[tuple[DecodedFrame, FrameOutputs]]:
-        """Every frame, tracked as ``track_hold`` says, detected every ``detect_every``-th."""
-        save = self.pipeline.save_mask
-        hold = self.pipeline.track_hold
-        every = self.pipeline.detect_every
+        """Every frame raw, with raw masks, tracked as ``track_hold`` says and detected every
+        ``detect_every``-th frame."""
+        options = replace(self.pipeline, raw_masks=True)
+        hold = options.track_hold
+        every = options.detect_every
         tracker = Tracker(TrackerConfig(hold=hold)) if hold else None
         for frame in tx.frames():
-            result = self.processor.process(
-                frame.image,
-                self.pipeline,
-                inplace=True,
+            out = self.service.run(
+                _raw(frame.image, str(frame.index), folder),
+                options,
+                output_format="raw",
                 tracker=tracker,
                 detect=frame.index % every == 0,
             )
+            assert out.raw is not None
+            r = out.raw
             time = None if frame.time is None else round(frame.time, 6)
+            record = FrameMetadata.from_dict(out.metadata).as_frame(
+                frame.index, filename, folder, time
+            )
+            binary, instance = _masks(out)
             yield (
                 frame,
                 FrameOutputs(
-                    image=result.image,
-                    binary_mask=result.binary_mask() if save.binary else None,
-                    instance_mask=result.instance_mask() if save.instance else None,
-                    metadata=result.metadata(
-                        frame.index, filename, folder, time=time, timed=True, detect_every=every
-                    ),
-                    counts=result.counts(),
+                    image=np.frombuffer(r.data, np.uint8).reshape(r.height, r.width, 3),
+                    binary_mask=binary,
+                    instance_mask=instance,
+                    metadata=record.to_dict(),
+                    counts=dict(Counter(d.type_label for d in record.detections)),
                 ),
             )
 

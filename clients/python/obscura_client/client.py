@@ -19,6 +19,7 @@ same one, back) when one goes away, so every frame is answered exactly once and 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -110,15 +111,19 @@ class Backoff:
         self.delay = self.first
         self.tries = 0
 
-    def wait(self, code: grpc.StatusCode, message: str) -> None:
+    def next_delay(self, code: grpc.StatusCode, message: str) -> float:
+        """The seconds to wait before the next try; RemoteError when the budget is spent."""
         self.tries += 1
         if time.monotonic() + self.delay - self.since > self.budget:
             raise RemoteError(
                 code, f"{message} (still failing after {self.tries} tries in {self.budget:g} s)"
             )
         log.info("%s: %s; trying again in %.1f s", code.name, message, self.delay)
-        time.sleep(self.delay)
-        self.delay = min(self.most, self.delay * 2)
+        delay, self.delay = self.delay, min(self.most, self.delay * 2)
+        return delay
+
+    def wait(self, code: grpc.StatusCode, message: str) -> None:
+        time.sleep(self.next_delay(code, message))
 
 
 def remote_error(exc: grpc.RpcError) -> ObscuraError:
@@ -152,8 +157,8 @@ def service_config(retries: int) -> str:
             "methodConfig": [
                 {
                     "name": [
-                        {"service": "obscura_client.v1.Anonymizer", "method": "Anonymize"},
-                        {"service": "obscura_client.v1.Anonymizer", "method": "GetInfo"},
+                        {"service": "obscura.v1.Anonymizer", "method": "Anonymize"},
+                        {"service": "obscura.v1.Anonymizer", "method": "GetInfo"},
                     ],
                     "retryPolicy": {
                         "maxAttempts": max(2, retries + 1),
@@ -335,9 +340,12 @@ def _auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
-class Client:
-    """Synchronous client. ``address``: ``unix:///path``, ``HOST:PORT``, ``dns:///NAME:PORT``,
-    or a list of ``HOST:PORT`` (IP addresses) to balance over."""
+class _Connection:
+    """A channel to one daemon or several, with the stubs and the call settings. ``address``:
+    ``unix:///path``, ``HOST:PORT``, ``dns:///NAME:PORT``, or a list of ``HOST:PORT`` (IP
+    addresses) to balance over."""
+
+    _grpc: Any = grpc  # grpc, or grpc.aio
 
     def __init__(
         self,
@@ -358,7 +366,7 @@ class Client:
         self.target = target_for(address)
         self.retry_for = retry_for
         self.channel = _open_channel(
-            grpc,
+            self._grpc,
             self.target,
             _channel_options(retries, max_message_bytes, server_name),
             _credentials(tls_ca, tls_cert, tls_key),
@@ -368,6 +376,10 @@ class Client:
         self.retries = retries
         self.stub = pb_grpc.AnonymizerStub(self.channel)  # type: ignore[no-untyped-call]
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+
+class Client(_Connection):
+    """Synchronous client (the connection's arguments: :class:`_Connection`)."""
 
     # --- unary -----------------------------------------------------------------------------
     def anonymize(self, request: pb.AnonymizeRequest) -> pb.AnonymizeResponse:
@@ -561,42 +573,25 @@ def wait_serving(
     raise TimeoutError(f"{address}: not SERVING after {timeout} s (seen: {statuses})")
 
 
-class AsyncClient:
-    """The asyncio client: the same calls, awaited."""
+class AsyncClient(_Connection):
+    """The asyncio client: the same calls, awaited, with the same contract."""
 
-    def __init__(
-        self,
-        address: str | Sequence[str],
-        *,
-        token: str | None = None,
-        tls_ca: Path | None = None,
-        tls_cert: Path | None = None,
-        tls_key: Path | None = None,
-        server_name: str | None = None,
-        timeout: float | None = 120.0,
-        retries: int = 3,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE,
-    ):
-        self.target = target_for(address)
-        self.channel = _open_channel(
-            grpc.aio,
-            self.target,
-            _channel_options(retries, max_message_bytes, server_name),
-            _credentials(tls_ca, tls_cert, tls_key),
-        )
-        self.metadata = _auth_metadata(token)
-        self.timeout = timeout
-        self.stub = pb_grpc.AnonymizerStub(self.channel)  # type: ignore[no-untyped-call]
-        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+    _grpc = grpc.aio
 
     async def anonymize(self, request: pb.AnonymizeRequest) -> pb.AnonymizeResponse:
-        try:
-            response: pb.AnonymizeResponse = await self.stub.Anonymize(
-                request, timeout=self.timeout, metadata=self.metadata
-            )
-        except grpc.RpcError as exc:
-            raise remote_error(exc) from None
-        return response
+        """One call; passing errors are retried with backoff, as :meth:`Client.anonymize`."""
+        backoff = Backoff(self.retry_for)
+        while True:
+            try:
+                response: pb.AnonymizeResponse = await self.stub.Anonymize(
+                    request, timeout=self.timeout, metadata=self.metadata
+                )
+            except grpc.RpcError as exc:
+                if exc.code() not in TRANSIENT:
+                    raise remote_error(exc) from None
+                await asyncio.sleep(backoff.next_delay(exc.code(), exc.details() or ""))
+            else:
+                return response
 
     async def anonymize_image(
         self, image: bytes | str | Path | ImageArray, options: Options | None = None

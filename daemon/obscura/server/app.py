@@ -38,7 +38,7 @@ from obscura_client.v1 import anonymizer_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "obscura_client.v1.Anonymizer"
+SERVICE_NAME = "obscura.v1.Anonymizer"
 DRAIN_NOTICE = 1.0  # seconds of NOT_SERVING before the listeners close
 
 
