@@ -40,6 +40,7 @@ class FixedDetector:
         classes: Collection[ObjectClass],
         thresholds: Mapping[ObjectClass, float] | None,
         timings: dict[str, float] | None = None,
+        plate_memory: object = None,
     ) -> Detections:
         self.thresholds.append(thresholds)
         keep = np.isin(self.det.class_ids, [int(c) for c in classes])

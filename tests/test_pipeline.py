@@ -185,24 +185,22 @@ def test_neighbouring_vehicles_share_a_crop(tmp_path: Path) -> None:
 
 
 def test_riders_are_searched_unless_inside_a_vehicle(tmp_path: Path) -> None:
+    """A person in a frame with a vehicle may ride a motorcycle the object model missed: a
+    crop of their own, unless they sit inside a searched vehicle; without a vehicle in the
+    frame (a crowd, a room) persons cost nothing."""
     rider = (1, 0.9, 0.1, 0.1, 0.2, 0.6)  # a person, no vehicle found under them
     passenger = (1, 0.9, 0.62, 0.3, 0.68, 0.6)  # a person inside the vehicle's box
     vehicle = (2, 0.9, 0.5, 0.1, 0.9, 0.9)
-    plates = fake([])
-    det = detector(
-        tmp_path,
-        {"objects": fake([rider, passenger, vehicle]), "plates": plates, "faces": fake([])},
-    )
-    det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
-    assert len(plates.calls) == 1 + 2  # full frame, the vehicle, the rider
-    plates.calls.clear()
-    det = detector(
-        tmp_path,
-        {"objects": fake([rider, passenger, vehicle]), "plates": plates, "faces": fake([])},
-        plate_crop_riders=False,
-    )
-    det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
-    assert len(plates.calls) == 1 + 1
+
+    def calls(rows: list[Row], **options: object) -> int:
+        plates = fake([])
+        models = {"objects": fake(rows), "plates": plates, "faces": fake([])}
+        detector(tmp_path, models, **options).detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+        return len(plates.calls)
+
+    assert calls([rider, passenger, vehicle]) == 1 + 2  # full frame, the vehicle, the rider
+    assert calls([rider, passenger]) == 1  # no vehicle: nobody rides
+    assert calls([rider, passenger, vehicle], plate_crop_riders=False) == 1 + 1
 
 
 def test_crop_plates_are_one_per_vehicle_and_plate_sized(tmp_path: Path) -> None:
@@ -283,9 +281,11 @@ def test_mirrored_crops_confirm_or_discount_plates(
     crop_plates = fake([plate])
     models = {"objects": objects, "plates": crop_plates, "faces": fake([])}
     det = detector(tmp_path, models, plate_crop_flip=True, plates_per_crop=0)
-    (crop,) = det._vehicle_crops(IMAGE, det.detect(IMAGE, {ObjectClass.VEHICLE}))
+    search = det.plate_search
+    assert search is not None
+    (crop,) = search.crops(IMAGE, det.detect(IMAGE, {ObjectClass.VEHICLE}))
     assert det.plates is not None
-    found = det._crop_plates(det.plates, crop, dict.fromkeys(ObjectClass, 0.2))
+    found = search.in_crop(det.plates, crop, dict.fromkeys(ObjectClass, 0.2))
     assert len(crop_plates.calls) == 2  # the crop and its mirror image
     # back in frame pixels: the crop is the vehicle padded by 10 %, from x = 160
     got = sorted(

@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from obscura.pipeline.zones import ignore_canvas, ignored, zone_region
 from obscura.types import Detections, ImageArray, ObjectClass
 from obscura_client.wire import DetectionRecord, FrameMetadata
 
+if TYPE_CHECKING:
+    from obscura.pipeline.plates import PlateMemory
+
 
 class DetectorLike(Protocol):
     def detect(
@@ -36,6 +39,7 @@ class DetectorLike(Protocol):
         classes: Collection[ObjectClass],
         thresholds: Mapping[ObjectClass, float] | None,
         timings: dict[str, float] | None = None,
+        plate_memory: PlateMemory | None = None,
     ) -> Detections: ...
 
 
@@ -190,7 +194,10 @@ class FrameProcessor:
         start = time.perf_counter()
         models: dict[str, float] = {}
         if detect:
-            det = self.detector.detect(image, options.classes, options.thresholds, models)
+            memory = tracker.plate_memory if tracker is not None else None
+            det = self.detector.detect(
+                image, options.classes, options.thresholds, models, plate_memory=memory
+            )
         elif tracker is None:
             raise ValueError("a frame without detection needs a tracker")
         else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +25,9 @@ from numpy.typing import NDArray
 from obscura.errors import InvalidInput
 from obscura.models.base import iou_matrix
 from obscura.types import Detections, FloatArray
+
+if TYPE_CHECKING:
+    from obscura.pipeline.plates import PlateMemory
 
 SOURCE_DETECTOR = "detector"
 SOURCE_TRACK = "track"
@@ -92,6 +95,12 @@ class Tracker:
         self._hits = np.zeros(0, np.int32)  # detections matched to the track so far
         self._ids = np.zeros(0, np.int64)
         self._next_id = 0
+        # Plates found on a vehicle are carried by these tracks between its plate searches,
+        # so a vehicle is searched again within half the hold (one missed search is covered).
+        from obscura.pipeline.plates import PlateMemory
+
+        hold = self.config.hold
+        self.plate_memory: PlateMemory | None = PlateMemory(max(1, hold // 2)) if hold else None
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -170,6 +179,9 @@ class Tracker:
 
 
 class TrackerLike(Protocol):
+    @property
+    def plate_memory(self) -> PlateMemory | None: ...
+
     def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked: ...
 
 
@@ -207,6 +219,10 @@ class TrackTicket:
         self._sequence = sequence
         self._turn = turn
         self._used = False
+
+    @property
+    def plate_memory(self) -> PlateMemory | None:
+        return self._sequence.tracker.plate_memory
 
     def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked:
         self._sequence._wait(self._turn)

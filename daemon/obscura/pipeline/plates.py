@@ -1,0 +1,289 @@
+"""The plate search: the plate model(s) on the full frame and on scaled crops of the vehicles
+(and riders) the object model found, and, on video, a memory that spares a vehicle whose box
+has hardly changed since its crop was searched.
+
+A plate is about a tenth of its vehicle, so on a full 1280x720 frame a plate 15 to 40 px wide
+is all but lost at the plate model's 640 px input; in a crop scaled to ``plate_crop_size`` it
+has some 30 px and more. Every crop costs an inference (two with the mirrored look), so:
+
+- neighbours whose joint crop is hardly larger than either's own share one crop;
+- on video, a vehicle is searched when it is new, when its box has moved or changed scale since
+  its last search, and at least every ``PlateMemory.every`` frames; in between, the tracker
+  carries the plates found (fail-closed, ``source: "track"``), so a parked car costs one crop
+  every few frames instead of one every frame.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from obscura.models.base import iou_matrix
+from obscura.pipeline.boxes import agreed, covered, cuts, merge, not_nested, offset
+from obscura.pipeline.track import greedy_match
+from obscura.types import BoolArray, Detections, FloatArray, ImageArray, ObjectClass
+
+if TYPE_CHECKING:
+    from obscura.pipeline.detect import DetectorConfig, _LoadedDetector
+
+# A plate found in a vehicle crop is at most this share of the vehicle's width (a motorcycle's
+# plate about half); a wider box is the vehicle itself, or a sign behind it.
+MAX_PLATE_SHARE = 0.6
+# Vehicles share a crop when its long side is at most this much longer than each one's own
+# (so every one keeps nearly the scale it would have had alone).
+CROP_SHARING = 1.25
+# With plate_crop_flip, a plate only one of the two looks at a crop sees keeps this share of
+# its score.
+FLIP_PENALTY = 0.7
+# Each crop reaches this share of its box's size beyond each side (a plate at the bumper).
+CROP_PAD = 0.1
+# A rider's box is taken this share of its height lower: the plate is below the rider.
+RIDER_DROP = 1 / 3
+# A rider this much inside a chosen vehicle's box adds nothing to that vehicle's crop.
+RIDER_INSIDE = 0.7
+# Video: a box whose overlap (IoU) with its box at the last search fell under this has moved
+# or changed scale enough to be searched again.
+SEARCH_AGAIN_IOU = 0.7
+
+MappedFn = Callable[["_LoadedDetector", Detections, Mapping[ObjectClass, float]], Detections]
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop searched for plates: its place (x, y) and scale in the frame, its pixels, the
+    widest plate it can hold (frame px) and how many vehicles it holds."""
+
+    x: int
+    y: int
+    scale: float
+    view: ImageArray
+    widest: float
+    members: int
+
+
+@dataclass
+class CropGroup:
+    """Vehicles (and riders) that share one crop: the union of their padded regions."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    widest: float  # the widest plate any member can carry (frame px)
+    members: int
+    smallest: float  # the smallest member's own long side: bounds the union's growth
+
+    @property
+    def long_side(self) -> float:
+        return max(self.x2 - self.x1, self.y2 - self.y1)
+
+    def take(self, region: Sequence[float], widest: float, own: float) -> bool:
+        """Adds a member when the union stays within ``CROP_SHARING`` of the smallest
+        member's own long side; False (unchanged) otherwise."""
+        x1, y1 = min(self.x1, region[0]), min(self.y1, region[1])
+        x2, y2 = max(self.x2, region[2]), max(self.y2, region[3])
+        smallest = min(self.smallest, own)
+        if max(x2 - x1, y2 - y1) > CROP_SHARING * smallest:
+            return False
+        self.x1, self.y1, self.x2, self.y2 = x1, y1, x2, y2
+        self.widest = max(self.widest, widest)
+        self.members += 1
+        self.smallest = smallest
+        return True
+
+
+class PlateMemory:
+    """Where one video or stream had its vehicles searched for plates, so that a vehicle whose
+    box has not changed much is not searched again every frame.
+
+    A box is due for a search when it matches no box searched before (a new vehicle), when its
+    IoU with the box it had at its last search is under ``SEARCH_AGAIN_IOU`` (it moved or
+    changed scale), or when ``every`` frames have passed since. ``every`` must stay within the
+    tracker's hold, so that the plates found are carried until the next search (the tracker's
+    own ``plate_memory`` takes half its hold: one missed search is still covered).
+    Thread-safe: the daemon detects two frames of a stream at once; a decision taken on the
+    state one frame old only moves a search by a frame.
+    """
+
+    def __init__(self, every: int):
+        if every < 1:
+            raise ValueError(f"every must be >= 1 frame, got {every}")
+        self.every = every
+        self._lock = threading.Lock()
+        self._frame = 0
+        self._boxes: FloatArray = np.zeros((0, 4), np.float32)  # at their last search
+        self._when = np.zeros(0, np.int64)  # the frame of that search
+
+    def _match(self, boxes: FloatArray) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Pairs (this frame's box, remembered box) searched recently enough to be spared."""
+        if not len(boxes) or not len(self._boxes):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        rows, cols = greedy_match(iou_matrix(boxes, self._boxes), SEARCH_AGAIN_IOU)
+        fresh = self._frame + 1 - self._when[cols] < self.every
+        return rows[fresh], cols[fresh]
+
+    def due(self, boxes: FloatArray) -> BoolArray:
+        """Which of this frame's ``boxes`` to search (then :meth:`remember` them)."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        due = np.ones(len(boxes), np.bool_)
+        with self._lock:
+            due[self._match(boxes)[0]] = False
+        return due
+
+    def remember(self, boxes: FloatArray, searched: BoolArray) -> None:
+        """Closes a frame: ``boxes`` are its candidates, ``searched`` those that were. A box
+        neither searched nor spared (over a cap) is forgotten, and so due next frame, like
+        every box not seen this frame: a vehicle back in view is new again."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        with self._lock:
+            rows, cols = self._match(boxes)
+            self._frame += 1
+            spared = np.zeros(len(boxes), np.bool_)
+            spared[rows] = ~searched[rows]
+            kept_boxes = boxes.copy()
+            when = np.full(len(boxes), self._frame, np.int64)
+            keep_rows = rows[spared[rows]]
+            keep_cols = cols[spared[rows]]
+            kept_boxes[keep_rows] = self._boxes[keep_cols]
+            when[keep_rows] = self._when[keep_cols]
+            known = searched | spared
+            self._boxes, self._when = kept_boxes[known], when[known]
+
+
+class PlateSearch:
+    """Plates in a frame: every plate model on the full frame and on the vehicle crops."""
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        models: Sequence[_LoadedDetector],
+        mapped: MappedFn,
+    ):
+        self.config = config
+        self.models = list(models)
+        self.mapped = mapped
+
+    def find(
+        self,
+        image: ImageArray,
+        objects: Detections,
+        cut: Mapping[ObjectClass, float],
+        clock: Any,
+        memory: PlateMemory | None = None,
+    ) -> Detections:
+        """One box per plate, in frame pixels. ``clock(name)`` times each model's share;
+        ``memory``: see :meth:`crops`."""
+        crops = []
+        if self.config.plate_on_vehicles:
+            crops = self.crops(image, objects, memory=memory)
+        parts = []
+        for model in self.models:
+            with clock(model.spec.name):
+                parts.append(self.mapped(model, model.adapter.detect(image), cut))
+                for crop in crops:
+                    parts.append(offset(self.in_crop(model, crop, cut), crop.x, crop.y))
+        found = merge(parts, self.models[0].adapter.config.nms_iou)
+        return found[not_nested(found.xyxy, found.scores)]
+
+    def in_crop(
+        self, model: _LoadedDetector, crop: Crop, cut: Mapping[ObjectClass, float]
+    ) -> Detections:
+        """The plates ``model`` finds in ``crop``, in the crop's own unscaled pixels."""
+        adapter = model.adapter
+        flip = self.config.plate_crop_flip
+        # With two looks, each is taken down to the floor: a faint box the other look
+        # confirms is kept; the class threshold applies once the looks are combined.
+        low = {c: min(v, self.config.score_floor) for c, v in cut.items()} if flip else cut
+        found = self.mapped(model, adapter.detect(crop.view), low)
+        if flip:  # the mirror image too: a second look, other errors
+            mirror = self.mapped(model, adapter.detect(crop.view[:, ::-1]), low)
+            w = float(crop.view.shape[1])
+            m = mirror.xyxy
+            back = np.stack([w - m[:, 2], m[:, 1], w - m[:, 0], m[:, 3]], axis=1)
+            back = back.astype(np.float32)
+            mirror = Detections(back, mirror.scores, mirror.class_ids)
+            found = merge([agreed(found, mirror, FLIP_PENALTY)], adapter.config.nms_iou)
+            found = found[found.scores >= cuts(found, cut)]
+        found = found[found.xyxy[:, 2] - found.xyxy[:, 0] <= crop.widest * crop.scale]
+        most = self.config.plates_per_crop * crop.members
+        if most and len(found) > most:
+            found = found[np.argsort(-found.scores)[:most]]
+        return Detections(found.xyxy / crop.scale, found.scores, found.class_ids)
+
+    def crops(
+        self, image: ImageArray, objects: Detections, *, memory: PlateMemory | None = None
+    ) -> list[Crop]:
+        """Padded crops of the most confident vehicles large enough to carry a plate, and of
+        riders not inside one of those, each scaled to ``plate_crop_size`` (at most
+        ``plate_crop_max_scale`` up). Riders are the persons in a frame with a vehicle: the
+        object model often sees the rider and not the motorcycle under them, so that a person
+        near no vehicle found may still ride one; the rider's box is taken lower, where the
+        plate is. A frame without a vehicle (a crowd, a room) spends nothing on its persons.
+        Neighbours whose joint crop is hardly larger than either's own (a rider and the
+        motorcycle beside, a queue of scooters) share one crop, so that a busy street costs
+        fewer inferences at the same scale. With ``memory`` (video), only the boxes due for a
+        search are cropped."""
+        cfg = self.config
+        kinds = objects.class_ids
+        vehicles = kinds == ObjectClass.VEHICLE
+        # Riders only where there is traffic: a frame without a vehicle (a crowd, a room)
+        # spends nothing on its persons.
+        riding = cfg.plate_crop_riders and bool(vehicles.any())
+        riders = (kinds == ObjectClass.PERSON) & riding
+        candidates = vehicles | riders
+        boxes, scores = objects.xyxy[candidates].copy(), objects.scores[candidates]
+        riders = kinds[candidates] == ObjectClass.PERSON
+        boxes[riders, 3] += (boxes[riders, 3] - boxes[riders, 1]) * RIDER_DROP
+        sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        big = sides >= cfg.min_vehicle_side
+        boxes, riders, scores = boxes[big], riders[big], scores[big]
+        candidates_all = boxes
+        due = memory.due(boxes) if memory is not None else np.ones(len(boxes), np.bool_)
+        index = np.flatnonzero(due)
+        boxes, riders, scores = boxes[due], riders[due], scores[due]
+        h, w = image.shape[:2]
+        pad = (boxes[:, 2:] - boxes[:, :2]) * CROP_PAD
+        regions = np.concatenate([boxes[:, :2] - pad, boxes[:, 2:] + pad], axis=1)
+        regions = np.clip(regions, 0, [w, h, w, h])
+        # Vehicles first, then riders, each by score.
+        order = np.lexsort((-scores, riders))
+        chosen: list[int] = []
+        inside: list[int] = []
+        groups: list[CropGroup] = []
+        for i in order.tolist():
+            if riders[i] and chosen and covered(boxes[i], boxes[chosen]) >= RIDER_INSIDE:
+                inside.append(i)  # searched with that vehicle
+                continue
+            region, widest = regions[i].tolist(), float(boxes[i, 2] - boxes[i, 0]) * MAX_PLATE_SHARE
+            own = max(region[2] - region[0], region[3] - region[1])
+            if not any(group.take(region, widest, own) for group in groups):
+                if len(groups) >= cfg.max_vehicle_crops:
+                    continue
+                x1, y1, x2, y2 = region
+                groups.append(CropGroup(x1, y1, x2, y2, widest, members=1, smallest=own))
+            chosen.append(i)
+        if memory is not None:
+            searched = np.zeros(len(candidates_all), np.bool_)
+            searched[index[chosen + inside]] = True
+            memory.remember(candidates_all, searched)
+        return [self._crop(image, group) for group in groups]
+
+    def _crop(self, image: ImageArray, group: CropGroup) -> Crop:
+        cfg = self.config
+        cx1, cy1 = math.floor(group.x1), math.floor(group.y1)
+        crop = image[cy1 : math.ceil(group.y2), cx1 : math.ceil(group.x2)]
+        scale = cfg.plate_crop_size / max(crop.shape[:2])
+        if cfg.plate_crop_max_scale:
+            scale = min(scale, cfg.plate_crop_max_scale)
+        interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
+        view = np.asarray(
+            cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
+        )
+        return Crop(cx1, cy1, scale, view, group.widest, group.members)

@@ -1,0 +1,186 @@
+"""Plates on video follow their vehicle: a vehicle is searched for a plate when it is new,
+when its box moves or changes scale, and every few frames; in between the tracker carries the
+plate found (fail-closed, ``source: "track"``). First the memory on its own, then a parked car
+on real models, in process and through a real daemon."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from obscura.pipeline.detect import Detector
+from obscura.pipeline.frame import FrameProcessor
+from obscura.pipeline.options import AnonymizeOptions, SaveMask
+from obscura.pipeline.plates import PlateMemory
+from obscura.pipeline.track import SOURCE_DETECTOR, SOURCE_TRACK, Tracker, TrackerConfig
+from obscura.types import ImageArray, ObjectClass
+from obscura_client.batch import remote_runner
+from obscura_client.client import Client
+from obscura_client.video import read_mask_video
+
+from daemons import plain_daemon
+from videos import write_video
+
+PLATE = ObjectClass.LICENSE_PLATE
+CAR = np.array([[100, 100, 300, 220]], np.float32)
+
+
+def frames_of(memory: PlateMemory, boxes: list[np.ndarray]) -> list[bool]:
+    """Per frame, whether the one box of that frame is due; every due box is searched."""
+    out = []
+    for box in boxes:
+        due = memory.due(box)
+        memory.remember(box, due)
+        out.append(bool(due.all()) if len(box) else False)
+    return out
+
+
+def test_a_still_box_is_searched_every_n_frames() -> None:
+    assert frames_of(PlateMemory(4), [CAR] * 9) == [True, False, False, False] * 2 + [True]
+    assert frames_of(PlateMemory(1), [CAR] * 3) == [True] * 3
+
+
+def test_a_box_that_moves_or_changes_scale_is_searched_again() -> None:
+    moved = CAR + np.array([60, 0, 60, 0], np.float32)  # IoU 0.54 with CAR
+    nearer = CAR * 1.3  # the car comes closer: larger box
+    jitter = CAR + np.array([3, -2, 3, 1], np.float32)  # a few pixels: the same car
+    assert frames_of(PlateMemory(8), [CAR, jitter, moved, moved, nearer]) == [
+        True, False, True, False, True,
+    ]  # fmt: skip
+
+
+def test_a_box_gone_for_a_frame_is_new_again() -> None:
+    none = np.zeros((0, 4), np.float32)
+    assert frames_of(PlateMemory(8), [CAR, none, CAR]) == [True, False, True]
+
+
+def test_a_box_left_unsearched_stays_due() -> None:
+    """A box over the crop cap was due and not searched: it is due the next frame too."""
+    memory = PlateMemory(8)
+    two = np.concatenate([CAR, CAR + np.array([400, 0, 400, 0], np.float32)])
+    due = memory.due(two)
+    assert due.tolist() == [True, True]
+    memory.remember(two, np.array([True, False]))
+    assert memory.due(two).tolist() == [False, True]
+
+
+def test_every_is_checked() -> None:
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        PlateMemory(0)
+
+
+def test_the_tracker_holds_a_memory_within_its_hold() -> None:
+    memory = Tracker(TrackerConfig(hold=8)).plate_memory
+    assert memory is not None
+    assert memory.every == 4
+    assert Tracker(TrackerConfig(hold=0)).plate_memory is None  # no tracking: every frame
+
+
+# --- a parked car, real models -----------------------------------------------------------------
+FRAMES = 12
+EVERY = 4  # the default hold (8) halved
+# The test photo's plate scores 0.34 to 0.48 on the full frame (by how it is cut and coded)
+# and about 0.67 in its vehicle's crop: at 0.55 only the crop search finds it, so the frames
+# between searches show the tracker's work.
+THRESHOLD = 0.55
+
+
+def parked_car(data_dir: Path) -> ImageArray:
+    image = cv2.imread(str(data_dir / "opencv_licenseplate_motion.jpg"), cv2.IMREAD_COLOR)
+    assert image is not None
+    assert image.shape[:2] == (482, 600)  # even sides, for the video encoder
+    return np.asarray(image, np.uint8)
+
+
+def plate_options(hold: int = 8) -> AnonymizeOptions:
+    return AnonymizeOptions(
+        methods=AnonymizeOptions.choose_methods([PLATE]),
+        thresholds={PLATE: THRESHOLD},
+        save_mask=SaveMask.ALL,
+        track_hold=hold,
+    )
+
+
+@pytest.mark.models
+def test_a_parked_car_is_searched_every_few_frames_and_its_plate_always_hidden(
+    detector: Detector, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = parked_car(data_dir)
+    assert detector.plates is not None
+    adapter = detector.plates.adapter
+    inferences: list[int] = []
+    real_detect = adapter.detect
+
+    def counted(view: ImageArray) -> object:
+        inferences[-1] += 1
+        return real_detect(view)
+
+    monkeypatch.setattr(adapter, "detect", counted)
+    processor = FrameProcessor(detector)
+    options = plate_options()
+    tracker = Tracker(TrackerConfig(hold=8))
+    plates, sources = [], []
+    for _ in range(FRAMES):
+        inferences.append(0)
+        result = processor.process(image.copy(), options, tracker=tracker)
+        found = result.detections.class_ids == PLATE
+        assert found.sum() == 1
+        plates.append(result.detections.xyxy[found][0])
+        assert result.sources is not None
+        sources.append(result.sources[int(np.flatnonzero(found)[0])])
+        x1, y1, x2, y2 = (int(v) for v in plates[0])
+        # no raw pixel of the plate leaves
+        assert not np.array_equal(result.image[y1:y2, x1:x2], image[y1:y2, x1:x2])
+    searched = [i for i, n in enumerate(inferences) if n > 1]  # more than the full frame
+    assert searched == list(range(0, FRAMES, EVERY))
+    assert all(inferences[i] == 1 for i in range(FRAMES) if i not in searched)
+    assert sources == [SOURCE_DETECTOR if i in searched else SOURCE_TRACK for i in range(FRAMES)]
+    # a carried box covers the plate (and grows a little each frame it is carried)
+    for box in plates:
+        assert (box[:2] <= plates[0][:2] + 2).all()
+        assert (box[2:] >= plates[0][2:] - 2).all()
+
+    # Without tracking every frame is searched, and finds the same plate.
+    inferences.clear()
+    for _ in range(3):
+        inferences.append(0)
+        result = processor.process(image.copy(), plate_options(hold=0))
+        np.testing.assert_allclose(result.detections.xyxy, [plates[0]], atol=2)
+    assert inferences == [inferences[0]] * 3
+    assert inferences[0] > 1
+
+
+@pytest.mark.models
+def test_a_parked_car_through_a_daemon_stream_keeps_its_plate_hidden(
+    detector: Detector, data_dir: Path, tmp_path: Path
+) -> None:
+    """Files through a real daemon's stream (two frames detected at once): every frame shows
+    the plate masked, and most frames carry it from the track rather than a new search."""
+    video = tmp_path / "parked.mp4"
+    write_video(video, [parked_car(data_dir)], FRAMES)
+    (tmp_path / "daemon").mkdir()
+    daemon = plain_daemon(tmp_path / "daemon")
+    try:
+        with Client(daemon.socket) as client:
+            runner = remote_runner(client, plate_options().to_wire(), tmp_path / "out")
+            summary = runner.run([video])
+        assert not summary.errors, summary.errors
+    finally:
+        daemon.terminate()
+    frames = json.loads((tmp_path / "out" / f"parked-0-{FRAMES - 1}.json").read_text())
+    masks = list(read_mask_video(tmp_path / "out" / "parked_bin_mask.mkv"))
+    assert len(frames) == len(masks) == FRAMES
+    sources = []
+    for frame, mask in zip(frames, masks, strict=True):
+        (plate,) = [d for d in frame["detections"] if d["type_label"] == "license-plate"]
+        assert plate["is_anonymized"] is True
+        x1, y1, x2, y2 = plate["bbox"]
+        assert mask[int((y1 + y2) / 2), int((x1 + x2) / 2)] == 255
+        sources.append(plate["source"])
+    assert sources[0] == SOURCE_DETECTOR
+    # A search decided on the state one frame old moves by a frame at most.
+    assert sources.count(SOURCE_TRACK) >= FRAMES // 2, sources
