@@ -23,8 +23,10 @@ def test_bench_produces_every_figure(data_dir: Path, tmp_path: Path) -> None:
     r = report.results
     for key in (
         "models-only faces 160x120",
+        "models-only default 160x120",
         "models-only all 160x120",
         "daemon unix jpeg faces 160x120",
+        "daemon unix jpeg default 160x120",
         "daemon unix raw all 160x120",
         "daemon tcp raw all 160x120",
         "models-only all 320x240",
@@ -37,6 +39,10 @@ def test_bench_produces_every_figure(data_dir: Path, tmp_path: Path) -> None:
     # The limit replays every inference the pipeline made: each model of the preset ran.
     assert set(r["models-only all 160x120"]["inferences"]) >= {"centerface", "nanodet-m"}
     assert r["models-only faces 160x120"]["inferences"] == {"centerface": 8}
+    # the default job: faces and plates (the plate model on whole frames at least)
+    default = r["models-only default 160x120"]["inferences"]
+    assert default["centerface"] == 8
+    assert default["pyplatex-plates"] >= 8
     soaked = r["soak default"]
     assert soaked["frames"] == 40
     assert [n for n, _ in soaked["rss_mib"]] == list(range(4, 41, 4))
