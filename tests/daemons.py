@@ -40,6 +40,7 @@ class DaemonProcess:
     proc: subprocess.Popen[str] | None = None
     statuses: list[str] = field(default_factory=list)
     verbose: int = 1  # 2: the debug log, with the options each call runs with
+    detector: dict[str, Any] = field(default_factory=dict)  # the [detector] section
 
     @property
     def socket(self) -> str:
@@ -48,6 +49,8 @@ class DaemonProcess:
     def start(self, wait: bool = True, timeout: float = 120.0) -> DaemonProcess:
         config = self.folder / "obscura.toml"
         lines = ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in self.server.items()]
+        if self.detector:
+            lines += ["[detector]"] + [f"{k} = {toml_value(v)}" for k, v in self.detector.items()]
         config.write_text("\n".join(lines) + "\n")
         self.log = (self.folder / "daemon.log").open("w")
         self.proc = subprocess.Popen(

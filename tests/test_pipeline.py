@@ -57,8 +57,10 @@ def fake(rows: list[Row]) -> FakeModel:
 
 
 def detector(tmp_path: Path, models: Mapping[str, FakeModel], **options: object) -> Detector:
-    """A detector on fake models; crops are looked at once (no mirror) unless asked."""
+    """A detector on fake models; crops are looked at once (no mirror) and plates away from
+    vehicles need no surer score, unless asked."""
     options.setdefault("plate_crop_flip", False)
+    options.setdefault("plate_alone_score", 0.0)
     config = DetectorConfig(
         face_model="faces",
         object_model="objects",
@@ -293,3 +295,31 @@ def test_mirrored_crops_confirm_or_discount_plates(
         for s, b in zip(found.scores, found.xyxy, strict=True)
     )
     assert got == [(s, round(x)) for s, x in sorted(expected)]
+
+
+def test_a_plate_with_no_vehicle_or_person_around_needs_a_surer_score(tmp_path: Path) -> None:
+    """A plate on a sign, a shirt or a screen has no vehicle under it: it needs
+    ``plate_alone_score``; one on a vehicle or under a rider keeps the class threshold."""
+    vehicle = (2, 0.9, 0.5, 0.1, 0.9, 0.9)  # x 400..720, y 40..360
+    rider = (1, 0.9, 0.05, 0.1, 0.12, 0.5)  # x 40..96, y 40..200; taken lower: to 253
+    plates = [
+        (1, 0.4, 0.60, 0.70, 0.68, 0.75),  # on the vehicle
+        (1, 0.4, 0.06, 0.55, 0.11, 0.60),  # under the rider (y 220..240)
+        (1, 0.4, 0.065, 0.15, 0.105, 0.20),  # on the rider's shirt (y 60..80): alone
+        (1, 0.4, 0.30, 0.10, 0.38, 0.15),  # on the wall between them
+        (1, 0.6, 0.30, 0.80, 0.38, 0.85),  # on the wall, surer
+    ]
+
+    def found(rows: list[Row], **options: object) -> list[float]:
+        models = {"objects": fake(rows), "plates": fake(plates), "faces": fake([])}
+        # no crops: only the whole-frame look, so that each plate above is seen once
+        options.setdefault("plate_alone_score", 0.5)
+        det = detector(tmp_path, models, max_vehicle_crops=0, **options)
+        got = det.detect(IMAGE, {ObjectClass.LICENSE_PLATE})
+        return sorted(round(float(b[0])) for b in got.xyxy)
+
+    assert found([vehicle, rider]) == [48, 240, 480]  # the wall's 0.4 one is dropped
+    assert found([vehicle, rider], plate_alone_score=0.0) == [48, 52, 240, 240, 480]
+    assert found([vehicle]) == [240, 480]  # no rider: their plate is alone too
+    # Without the object model's view there is no context to judge by: all kept.
+    assert found([], plate_on_vehicles=False) == [48, 52, 240, 240, 480]

@@ -1,10 +1,11 @@
-"""Plates on video follow their vehicle: a vehicle is searched for a plate when it is new,
-when its box moves or changes scale, and every few frames; in between the tracker carries the
-plate found (fail-closed, ``source: "track"``). First the memory on its own, then a parked car
-on real models, in process and through a real daemon."""
+"""The plate memory (``plate_memory``, video with tracking): a vehicle is searched for a plate
+when it is new, when its box moves or changes scale, and every few frames; in between the
+tracker carries the plate found (fail-closed, ``source: "track"``). First the memory on its
+own, then a parked car on real models, in process and through a real daemon."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,60 +13,85 @@ import cv2
 import numpy as np
 import pytest
 
+from obscura.pipeline.boxes import covered
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions, SaveMask
 from obscura.pipeline.plates import PlateMemory
 from obscura.pipeline.track import SOURCE_DETECTOR, SOURCE_TRACK, Tracker, TrackerConfig
-from obscura.types import ImageArray, ObjectClass
+from obscura.types import Detections, ImageArray, ObjectClass
 from obscura_client.batch import remote_runner
 from obscura_client.client import Client
 from obscura_client.video import read_mask_video
 
-from daemons import plain_daemon
+from daemons import DaemonProcess
 from videos import write_video
 
 PLATE = ObjectClass.LICENSE_PLATE
 CAR = np.array([[100, 100, 300, 220]], np.float32)
 
 
-def frames_of(memory: PlateMemory, boxes: list[np.ndarray]) -> list[bool]:
-    """Per frame, whether the one box of that frame is due; every due box is searched."""
+def plate_on(boxes: np.ndarray) -> Detections:
+    """A 40 px plate at the bottom centre of each box."""
+    cx, y2 = (boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]
+    xyxy = np.stack([cx - 20, y2 - 20, cx + 20, y2 - 10], axis=1).astype(np.float32)
+    return Detections(xyxy, np.full(len(boxes), 0.8, np.float32), np.full(len(boxes), PLATE))
+
+
+def frames_of(memory: PlateMemory, boxes: list[np.ndarray], plates: bool = True) -> list[bool]:
+    """Per frame, whether the one box of that frame is due; every due box is searched and
+    finds its plate (``plates``) or none."""
     out = []
     for box in boxes:
         due = memory.due(box)
-        memory.remember(box, due)
+        memory.remember(box, due, plate_on(box[due]) if plates else Detections())
         out.append(bool(due.all()) if len(box) else False)
     return out
 
 
-def test_a_still_box_is_searched_every_n_frames() -> None:
+def test_a_still_vehicle_with_a_plate_is_searched_every_n_frames() -> None:
     assert frames_of(PlateMemory(4), [CAR] * 9) == [True, False, False, False] * 2 + [True]
     assert frames_of(PlateMemory(1), [CAR] * 3) == [True] * 3
 
 
-def test_a_box_that_moves_or_changes_scale_is_searched_again() -> None:
-    moved = CAR + np.array([60, 0, 60, 0], np.float32)  # IoU 0.54 with CAR
-    nearer = CAR * 1.3  # the car comes closer: larger box
-    jitter = CAR + np.array([3, -2, 3, 1], np.float32)  # a few pixels: the same car
-    assert frames_of(PlateMemory(8), [CAR, jitter, moved, moved, nearer]) == [
-        True, False, True, False, True,
+def test_a_vehicle_whose_search_found_no_plate_is_searched_again_soon() -> None:
+    assert frames_of(PlateMemory(4), [CAR] * 4, plates=False) == [True] * 4
+    assert frames_of(PlateMemory(4, empty_every=2), [CAR] * 4, plates=False) == [True, False] * 2
+
+
+def test_a_vehicle_that_moves_or_changes_scale_is_searched_again() -> None:
+    """Its plate, held by the tracker where it was found, would slip: a side moving more
+    than 0.15 of the plate's width (6 px here) is enough."""
+    jitter = CAR + np.array([3, -2, 3, 1], np.float32)  # a few pixels: the same car, still
+    crept = CAR + np.array([10, 0, 10, 0], np.float32)  # IoU 0.9, but 10 px on
+    moved = CAR + np.array([60, 0, 60, 0], np.float32)  # IoU 0.54
+    nearer = CAR * 1.3  # the car comes closer: a larger box
+    assert frames_of(PlateMemory(8), [CAR, jitter, crept, crept, moved, moved, nearer]) == [
+        True, False, True, False, True, False, True,
     ]  # fmt: skip
 
 
-def test_a_box_gone_for_a_frame_is_new_again() -> None:
+def test_a_vehicle_gone_for_a_frame_is_new_again() -> None:
     none = np.zeros((0, 4), np.float32)
     assert frames_of(PlateMemory(8), [CAR, none, CAR]) == [True, False, True]
 
 
-def test_a_box_left_unsearched_stays_due() -> None:
+def test_a_vehicle_left_unsearched_stays_due() -> None:
     """A box over the crop cap was due and not searched: it is due the next frame too."""
     memory = PlateMemory(8)
     two = np.concatenate([CAR, CAR + np.array([400, 0, 400, 0], np.float32)])
     due = memory.due(two)
     assert due.tolist() == [True, True]
-    memory.remember(two, np.array([True, False]))
+    memory.remember(two, np.array([True, False]), plate_on(two))
     assert memory.due(two).tolist() == [False, True]
+
+
+def test_a_vehicle_searched_before_is_seen_even_when_moved() -> None:
+    memory = PlateMemory(8)
+    memory.remember(CAR, np.array([True]), plate_on(CAR))
+    moved = CAR + np.array([60, 0, 60, 0], np.float32)
+    other = CAR + np.array([400, 0, 400, 0], np.float32)
+    assert memory.seen(np.concatenate([moved, other])).tolist() == [True, False]
 
 
 def test_every_is_checked() -> None:
@@ -120,6 +146,10 @@ def test_a_parked_car_is_searched_every_few_frames_and_its_plate_always_hidden(
         return real_detect(view)
 
     monkeypatch.setattr(adapter, "detect", counted)
+    assert detector.plate_search is not None
+    config = dataclasses.replace(detector.config, plate_memory=True)
+    monkeypatch.setattr(detector, "config", config)
+    monkeypatch.setattr(detector.plate_search, "config", config)
     processor = FrameProcessor(detector)
     options = plate_options()
     tracker = Tracker(TrackerConfig(hold=8))
@@ -135,22 +165,27 @@ def test_a_parked_car_is_searched_every_few_frames_and_its_plate_always_hidden(
         x1, y1, x2, y2 = (int(v) for v in plates[0])
         # no raw pixel of the plate leaves
         assert not np.array_equal(result.image[y1:y2, x1:x2], image[y1:y2, x1:x2])
-    searched = [i for i, n in enumerate(inferences) if n > 1]  # more than the full frame
+    # The photo holds a second, small vehicle without a plate: searched every frame (a plate
+    # missed once is looked for again). The car's searches cost the frames above the least.
+    searched = [i for i, n in enumerate(inferences) if n > min(inferences)]
     assert searched == list(range(0, FRAMES, EVERY))
-    assert all(inferences[i] == 1 for i in range(FRAMES) if i not in searched)
     assert sources == [SOURCE_DETECTOR if i in searched else SOURCE_TRACK for i in range(FRAMES)]
-    # a carried box covers the plate (and grows a little each frame it is carried)
-    for box in plates:
-        assert (box[:2] <= plates[0][:2] + 2).all()
-        assert (box[2:] >= plates[0][2:] - 2).all()
+    # every frame's box covers the plate (a carried one grows a little each frame it is held)
+    assert all(covered(plates[0], box[None]) >= 0.95 for box in plates)
 
-    # Without tracking every frame is searched, and finds the same plate.
+    # Without tracking, or without the memory, every frame is searched.
     inferences.clear()
     for _ in range(3):
         inferences.append(0)
         result = processor.process(image.copy(), plate_options(hold=0))
         np.testing.assert_allclose(result.detections.xyxy, [plates[0]], atol=2)
-    assert inferences == [inferences[0]] * 3
+    monkeypatch.undo()
+    tracker = Tracker(TrackerConfig(hold=8))
+    monkeypatch.setattr(adapter, "detect", counted)
+    for _ in range(3):
+        inferences.append(0)
+        processor.process(image.copy(), plate_options(), tracker=tracker)
+    assert inferences == [inferences[0]] * 6
     assert inferences[0] > 1
 
 
@@ -163,7 +198,11 @@ def test_a_parked_car_through_a_daemon_stream_keeps_its_plate_hidden(
     video = tmp_path / "parked.mp4"
     write_video(video, [parked_car(data_dir)], FRAMES)
     (tmp_path / "daemon").mkdir()
-    daemon = plain_daemon(tmp_path / "daemon")
+    folder = tmp_path / "daemon"
+    listen = [f"unix://{folder / 'obscura.sock'}"]
+    daemon = DaemonProcess(
+        folder, {"listen": listen, "metrics_listen": ""}, detector={"plate_memory": True}
+    ).start()
     try:
         with Client(daemon.socket) as client:
             runner = remote_runner(client, plate_options().to_wire(), tmp_path / "out")

@@ -80,6 +80,14 @@ class DetectorConfig:
     # a neighbour's plate in the crop is found in the neighbour's own crop.
     plates_per_crop: int = 1
     plate_crop_flip: bool = True  # each crop also mirrored; a plate both looks see is surer
+    # A plate found where no vehicle or person (down to plate_crop_score) is, on a sign, scene
+    # text, a shirt, a screen, needs at least this score (0: the class threshold alone). Only
+    # where the object model runs (plate_on_vehicles).
+    plate_alone_score: float = 0.5
+    # Video with tracking: a vehicle whose box has not changed since its plate search is not
+    # searched again for track_hold / 2 frames, the tracker carrying its plate (see
+    # PlateMemory). Off by default: under a moving camera it costs some plate recall.
+    plate_memory: bool = False
     min_vehicle_side: int = 24  # px: smaller vehicles cannot carry a plate worth finding
     person_masks: bool = True
     # Models decode down to this score (or the lowest threshold, if lower), so that a request
@@ -97,6 +105,8 @@ class DetectorConfig:
             raise ConfigError("plate_ensemble needs a plate_model to run alongside")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ConfigError(f"tile_overlap must be in 0..1, got {self.tile_overlap}")
+        if not 0.0 <= self.plate_alone_score <= 1.0:
+            raise ConfigError(f"plate_alone_score must be in 0..1, got {self.plate_alone_score}")
         if not 0.0 <= self.score_floor <= 1.0:
             raise ConfigError(f"score_floor must be in 0..1, got {self.score_floor}")
         if self.plate_crop_size < 32:
@@ -226,7 +236,7 @@ class Detector:
         parts: list[Detections] = []
         crops_wanted = ObjectClass.LICENSE_PLATE in wanted and self.config.plate_on_vehicles
         need_vehicles = ObjectClass.VEHICLE in wanted or crops_wanted
-        objects = Detections()
+        objects: Detections | None = None
         if self.objects is not None and (ObjectClass.PERSON in wanted or need_vehicles):
             # Vehicles (and riders) to search for plates are taken down to plate_crop_score:
             # a crop costs one small inference, a missed plate is a privacy leak.
@@ -241,7 +251,7 @@ class Detector:
                 parts.append(self._run(self.faces, image, cut, tiled=self.config.face_tiles))
         if ObjectClass.LICENSE_PLATE in wanted and self.plate_search is not None:
             parts.append(self.plate_search.find(image, objects, cut, clock, plate_memory))
-        objects = objects[objects.scores >= cuts(objects, cut)]
+        objects = Detections() if objects is None else objects[objects.scores >= cuts(objects, cut)]
         if ObjectClass.PERSON in wanted:
             persons = objects[objects.class_ids == ObjectClass.PERSON]
             if self.segmenter is not None and len(persons):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -46,11 +46,22 @@ FLIP_PENALTY = 0.7
 CROP_PAD = 0.1
 # A rider's box is taken this share of its height lower: the plate is below the rider.
 RIDER_DROP = 1 / 3
+# A rider's plate lies below this share of the rider's box height (measured on the composite
+# set: 95 % of the plates near a rider and no vehicle at 0.6 and lower).
+RIDER_PLATE_TOP = 0.5
 # A rider this much inside a chosen vehicle's box adds nothing to that vehicle's crop.
 RIDER_INSIDE = 0.7
 # Video: a box whose overlap (IoU) with its box at the last search fell under this has moved
 # or changed scale enough to be searched again.
 SEARCH_AGAIN_IOU = 0.7
+# Video: a box overlapping (IoU) a box searched before by at least this much is that vehicle
+# again: its crop gets one look, not the mirrored second one (see plate_crop_flip). A plate
+# it carries was found by the first search's two looks, and the tracker holds it.
+SEEN_IOU = 0.3
+# Video: a vehicle whose search found plates is spared only while none of its box's sides has
+# moved more than this share of its narrowest plate's width: the tracker carries a plate
+# found once where it was, so the vehicle must stand (nearly) still.
+PLATE_SLACK = 0.15
 
 MappedFn = Callable[["_LoadedDetector", Detections, Mapping[ObjectClass, float]], Detections]
 
@@ -66,6 +77,9 @@ class Crop:
     view: ImageArray
     widest: float
     members: int
+    mirror: bool = True  # a second, mirrored look (with plate_crop_flip)
+    # With a memory: the frame's candidates (see PlateSearch.plan) this crop searches.
+    searches: tuple[int, ...] = ()
 
 
 @dataclass
@@ -79,12 +93,14 @@ class CropGroup:
     widest: float  # the widest plate any member can carry (frame px)
     members: int
     smallest: float  # the smallest member's own long side: bounds the union's growth
+    mirror: bool = True  # some member is new (not searched before): two looks
+    searches: list[int] = field(default_factory=list)  # candidates (see Crop.searches)
 
     @property
     def long_side(self) -> float:
         return max(self.x2 - self.x1, self.y2 - self.y1)
 
-    def take(self, region: Sequence[float], widest: float, own: float) -> bool:
+    def take(self, region: Sequence[float], widest: float, own: float, mirror: bool) -> bool:
         """Adds a member when the union stays within ``CROP_SHARING`` of the smallest
         member's own long side; False (unchanged) otherwise."""
         x1, y1 = min(self.x1, region[0]), min(self.y1, region[1])
@@ -96,6 +112,7 @@ class CropGroup:
         self.widest = max(self.widest, widest)
         self.members += 1
         self.smallest = smallest
+        self.mirror |= mirror
         return True
 
 
@@ -105,29 +122,38 @@ class PlateMemory:
 
     A box is due for a search when it matches no box searched before (a new vehicle), when its
     IoU with the box it had at its last search is under ``SEARCH_AGAIN_IOU`` (it moved or
-    changed scale), or when ``every`` frames have passed since. ``every`` must stay within the
+    changed scale), or when its wait is over: ``every`` frames after a search that found a
+    plate (the tracker carries that plate meanwhile), ``empty_every`` after one that found
+    none (a plate missed once is looked for again soon). ``every`` must stay within the
     tracker's hold, so that the plates found are carried until the next search (the tracker's
     own ``plate_memory`` takes half its hold: one missed search is still covered).
     Thread-safe: the daemon detects two frames of a stream at once; a decision taken on the
     state one frame old only moves a search by a frame.
     """
 
-    def __init__(self, every: int):
-        if every < 1:
-            raise ValueError(f"every must be >= 1 frame, got {every}")
+    def __init__(self, every: int, empty_every: int = 1):
+        if every < 1 or empty_every < 1:
+            raise ValueError(f"every must be >= 1 frame, got {every} and {empty_every}")
         self.every = every
+        self.empty_every = empty_every
         self._lock = threading.Lock()
         self._frame = 0
         self._boxes: FloatArray = np.zeros((0, 4), np.float32)  # at their last search
-        self._when = np.zeros(0, np.int64)  # the frame of that search
+        self._next = np.zeros(0, np.int64)  # the frame each is due again
+        # How far (px) each box's sides may move before its plates, carried by the tracker
+        # where they were, would slip off them: a share of its narrowest plate found.
+        self._slack = np.zeros(0, np.float32)
 
     def _match(self, boxes: FloatArray) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Pairs (this frame's box, remembered box) searched recently enough to be spared."""
         if not len(boxes) or not len(self._boxes):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         rows, cols = greedy_match(iou_matrix(boxes, self._boxes), SEARCH_AGAIN_IOU)
-        fresh = self._frame + 1 - self._when[cols] < self.every
-        return rows[fresh], cols[fresh]
+        fresh = self._frame + 1 < self._next[cols]
+        drift = np.abs(boxes[rows] - self._boxes[cols]).max(axis=1, initial=0.0)
+        still = drift <= self._slack[cols]
+        keep = fresh & still
+        return rows[keep], cols[keep]
 
     def due(self, boxes: FloatArray) -> BoolArray:
         """Which of this frame's ``boxes`` to search (then :meth:`remember` them)."""
@@ -137,24 +163,102 @@ class PlateMemory:
             due[self._match(boxes)[0]] = False
         return due
 
-    def remember(self, boxes: FloatArray, searched: BoolArray) -> None:
-        """Closes a frame: ``boxes`` are its candidates, ``searched`` those that were. A box
-        neither searched nor spared (over a cap) is forgotten, and so due next frame, like
-        every box not seen this frame: a vehicle back in view is new again."""
+    def seen(self, boxes: FloatArray) -> BoolArray:
+        """Which of ``boxes`` are vehicles searched before (moved or not)."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        with self._lock:
+            if not len(boxes) or not len(self._boxes):
+                return np.zeros(len(boxes), np.bool_)
+            return np.asarray(iou_matrix(boxes, self._boxes).max(axis=1) >= SEEN_IOU, np.bool_)
+
+    def remember(self, boxes: FloatArray, searched: BoolArray, plates: Detections) -> None:
+        """Closes a frame: ``boxes`` are its candidates, ``searched`` those that were, and
+        ``plates`` the frame's plates (each belongs to the boxes that hold its centre, padded
+        like a crop). A box neither searched nor spared (over a cap) is forgotten, and so due
+        next frame, like every box not seen this frame: a vehicle back in view is new again."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        inside = centre_in(plates.xyxy, padded(boxes))  # (plates, boxes)
+        if len(boxes) and len(plates):  # each plate belongs to the smallest box holding it
+            area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
+            best = np.argmin(np.where(inside, area[None, :], np.inf), axis=1)
+            inside &= np.arange(len(boxes))[None, :] == best[:, None]
         with self._lock:
             rows, cols = self._match(boxes)
             self._frame += 1
             spared = np.zeros(len(boxes), np.bool_)
             spared[rows] = ~searched[rows]
-            kept_boxes = boxes.copy()
-            when = np.full(len(boxes), self._frame, np.int64)
-            keep_rows = rows[spared[rows]]
-            keep_cols = cols[spared[rows]]
-            kept_boxes[keep_rows] = self._boxes[keep_cols]
-            when[keep_rows] = self._when[keep_cols]
-            known = searched | spared
-            self._boxes, self._when = kept_boxes[known], when[known]
+            from_memory = dict(zip(rows.tolist(), cols.tolist(), strict=True))
+            kept_boxes: list[FloatArray] = []
+            kept_next: list[int] = []
+            kept_slack: list[float] = []
+            for m in range(len(boxes)):
+                if spared[m]:
+                    c = from_memory[m]
+                    kept_boxes.append(self._boxes[c])
+                    kept_next.append(int(self._next[c]))
+                    kept_slack.append(float(self._slack[c]))
+                elif searched[m]:
+                    own = plates.xyxy[inside[:, m]]
+                    kept_boxes.append(boxes[m])
+                    if len(own):
+                        kept_next.append(self._frame + self.every)
+                        kept_slack.append(float((own[:, 2] - own[:, 0]).min()) * PLATE_SLACK)
+                    else:
+                        kept_next.append(self._frame + self.empty_every)
+                        kept_slack.append(np.inf)
+            self._boxes = np.asarray(kept_boxes, np.float32).reshape(-1, 4)
+            self._next = np.asarray(kept_next, np.int64)
+            self._slack = np.asarray(kept_slack, np.float32)
+
+
+@dataclass
+class CropPlan:
+    """A frame's crops and the candidates (vehicles, riders) they were chosen from."""
+
+    crops: list[Crop] = field(default_factory=list)
+    candidates: FloatArray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+
+    def close(self, memory: PlateMemory, plates: Detections) -> None:
+        """Tells ``memory`` which candidates were searched and the frame's ``plates``."""
+        searched = np.zeros(len(self.candidates), np.bool_)
+        for crop in self.crops:
+            searched[list(crop.searches)] = True
+        memory.remember(self.candidates, searched, plates)
+
+
+def lowered(boxes: FloatArray, riders: BoolArray) -> FloatArray:
+    """The boxes, riders' taken ``RIDER_DROP`` of their height lower (where the plate is)."""
+    out = boxes.copy()
+    out[riders, 3] += (out[riders, 3] - out[riders, 1]) * RIDER_DROP
+    return out
+
+
+def padded(boxes: FloatArray) -> FloatArray:
+    """The boxes grown by ``CROP_PAD`` of their size beyond each side."""
+    pad = (boxes[:, 2:] - boxes[:, :2]) * CROP_PAD
+    out: FloatArray = np.concatenate([boxes[:, :2] - pad, boxes[:, 2:] + pad], axis=1)
+    return out
+
+
+def centre_in(plates: FloatArray, regions: FloatArray) -> BoolArray:
+    """(plates, regions): whether each plate's centre lies inside each region."""
+    centres = (plates[:, :2] + plates[:, 2:]) / 2
+    after = np.all(centres[:, None, :] >= regions[None, :, :2], axis=2)
+    before = np.all(centres[:, None, :] <= regions[None, :, 2:], axis=2)
+    return np.asarray(after & before, np.bool_)
+
+
+def carried(plates: FloatArray, objects: Detections) -> BoolArray:
+    """Which plates lie (their centre) where a vehicle or a person's vehicle may carry one:
+    inside a vehicle's box or a person's taken lower, padded like a crop, but below the
+    middle of the person (a rider's plate is at the seat or below, a shirt's print higher)."""
+    kinds = objects.class_ids
+    carriers = (kinds == ObjectClass.VEHICLE) | (kinds == ObjectClass.PERSON)
+    people = kinds[carriers] == ObjectClass.PERSON
+    boxes = objects.xyxy[carriers]
+    regions = padded(lowered(boxes, people))
+    regions[people, 1] = boxes[people, 1] + (boxes[people, 3] - boxes[people, 1]) * RIDER_PLATE_TOP
+    return np.asarray(np.any(centre_in(plates, regions), axis=1), np.bool_)
 
 
 class PlateSearch:
@@ -173,31 +277,43 @@ class PlateSearch:
     def find(
         self,
         image: ImageArray,
-        objects: Detections,
+        objects: Detections | None,
         cut: Mapping[ObjectClass, float],
         clock: Any,
         memory: PlateMemory | None = None,
     ) -> Detections:
-        """One box per plate, in frame pixels. ``clock(name)`` times each model's share;
-        ``memory``: see :meth:`crops`."""
-        crops = []
-        if self.config.plate_on_vehicles:
-            crops = self.crops(image, objects, memory=memory)
+        """One box per plate, in frame pixels. ``objects``: the vehicles and persons found
+        (down to ``plate_crop_score``), None where the object model did not run; then there
+        are no crops and no context. ``clock(name)`` times each model's share; ``memory``:
+        see :meth:`crops`."""
+        if not self.config.plate_memory:
+            memory = None
+        plan = CropPlan()
+        if self.config.plate_on_vehicles and objects is not None:
+            plan = self.plan(image, objects, memory)
         parts = []
         for model in self.models:
             with clock(model.spec.name):
                 parts.append(self.mapped(model, model.adapter.detect(image), cut))
-                for crop in crops:
+                for crop in plan.crops:
                     parts.append(offset(self.in_crop(model, crop, cut), crop.x, crop.y))
         found = merge(parts, self.models[0].adapter.config.nms_iou)
-        return found[not_nested(found.xyxy, found.scores)]
+        found = found[not_nested(found.xyxy, found.scores)]
+        alone_score = self.config.plate_alone_score
+        if objects is not None and alone_score > 0 and len(found):
+            # A plate with no vehicle or person around it (a sign, scene text, a shirt, a
+            # screen) needs a surer look.
+            found = found[carried(found.xyxy, objects) | (found.scores >= alone_score)]
+        if memory is not None:
+            plan.close(memory, found)
+        return found
 
     def in_crop(
         self, model: _LoadedDetector, crop: Crop, cut: Mapping[ObjectClass, float]
     ) -> Detections:
         """The plates ``model`` finds in ``crop``, in the crop's own unscaled pixels."""
         adapter = model.adapter
-        flip = self.config.plate_crop_flip
+        flip = self.config.plate_crop_flip and crop.mirror
         # With two looks, each is taken down to the floor: a faint box the other look
         # confirms is kept; the class threshold applies once the looks are combined.
         low = {c: min(v, self.config.score_floor) for c, v in cut.items()} if flip else cut
@@ -217,9 +333,13 @@ class PlateSearch:
             found = found[np.argsort(-found.scores)[:most]]
         return Detections(found.xyxy / crop.scale, found.scores, found.class_ids)
 
-    def crops(
-        self, image: ImageArray, objects: Detections, *, memory: PlateMemory | None = None
-    ) -> list[Crop]:
+    def crops(self, image: ImageArray, objects: Detections) -> list[Crop]:
+        """The crops of a frame searched in full (see :meth:`plan`)."""
+        return self.plan(image, objects).crops
+
+    def plan(
+        self, image: ImageArray, objects: Detections, memory: PlateMemory | None = None
+    ) -> CropPlan:
         """Padded crops of the most confident vehicles large enough to carry a plate, and of
         riders not inside one of those, each scaled to ``plate_crop_size`` (at most
         ``plate_crop_max_scale`` up). Riders are the persons in a frame with a vehicle: the
@@ -229,7 +349,7 @@ class PlateSearch:
         Neighbours whose joint crop is hardly larger than either's own (a rider and the
         motorcycle beside, a queue of scooters) share one crop, so that a busy street costs
         fewer inferences at the same scale. With ``memory`` (video), only the boxes due for a
-        search are cropped."""
+        search are cropped, and those searched before get one look."""
         cfg = self.config
         kinds = objects.class_ids
         vehicles = kinds == ObjectClass.VEHICLE
@@ -238,9 +358,9 @@ class PlateSearch:
         riding = cfg.plate_crop_riders and bool(vehicles.any())
         riders = (kinds == ObjectClass.PERSON) & riding
         candidates = vehicles | riders
-        boxes, scores = objects.xyxy[candidates].copy(), objects.scores[candidates]
+        scores = objects.scores[candidates]
         riders = kinds[candidates] == ObjectClass.PERSON
-        boxes[riders, 3] += (boxes[riders, 3] - boxes[riders, 1]) * RIDER_DROP
+        boxes = lowered(objects.xyxy[candidates], riders)
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         big = sides >= cfg.min_vehicle_side
         boxes, riders, scores = boxes[big], riders[big], scores[big]
@@ -248,32 +368,34 @@ class PlateSearch:
         due = memory.due(boxes) if memory is not None else np.ones(len(boxes), np.bool_)
         index = np.flatnonzero(due)
         boxes, riders, scores = boxes[due], riders[due], scores[due]
+        new = ~memory.seen(boxes) if memory is not None else np.ones(len(boxes), np.bool_)
         h, w = image.shape[:2]
-        pad = (boxes[:, 2:] - boxes[:, :2]) * CROP_PAD
-        regions = np.concatenate([boxes[:, :2] - pad, boxes[:, 2:] + pad], axis=1)
-        regions = np.clip(regions, 0, [w, h, w, h])
+        regions = np.clip(padded(boxes), 0, [w, h, w, h])
         # Vehicles first, then riders, each by score.
         order = np.lexsort((-scores, riders))
         chosen: list[int] = []
-        inside: list[int] = []
+        group_of: list[CropGroup] = []  # of each chosen box
         groups: list[CropGroup] = []
         for i in order.tolist():
-            if riders[i] and chosen and covered(boxes[i], boxes[chosen]) >= RIDER_INSIDE:
-                inside.append(i)  # searched with that vehicle
-                continue
+            if riders[i] and chosen:
+                inside = [covered(boxes[i], boxes[j][None]) for j in chosen]
+                if max(inside) >= RIDER_INSIDE:  # searched with that vehicle
+                    group_of[int(np.argmax(inside))].searches.append(int(index[i]))
+                    continue
             region, widest = regions[i].tolist(), float(boxes[i, 2] - boxes[i, 0]) * MAX_PLATE_SHARE
             own = max(region[2] - region[0], region[3] - region[1])
-            if not any(group.take(region, widest, own) for group in groups):
+            mirror = bool(new[i])
+            group = next((g for g in groups if g.take(region, widest, own, mirror)), None)
+            if group is None:
                 if len(groups) >= cfg.max_vehicle_crops:
                     continue
                 x1, y1, x2, y2 = region
-                groups.append(CropGroup(x1, y1, x2, y2, widest, members=1, smallest=own))
+                group = CropGroup(x1, y1, x2, y2, widest, members=1, smallest=own, mirror=mirror)
+                groups.append(group)
+            group.searches.append(int(index[i]))
             chosen.append(i)
-        if memory is not None:
-            searched = np.zeros(len(candidates_all), np.bool_)
-            searched[index[chosen + inside]] = True
-            memory.remember(candidates_all, searched)
-        return [self._crop(image, group) for group in groups]
+            group_of.append(group)
+        return CropPlan([self._crop(image, group) for group in groups], candidates_all)
 
     def _crop(self, image: ImageArray, group: CropGroup) -> Crop:
         cfg = self.config
@@ -286,4 +408,6 @@ class PlateSearch:
         view = np.asarray(
             cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
         )
-        return Crop(cx1, cy1, scale, view, group.widest, group.members)
+        return Crop(
+            cx1, cy1, scale, view, group.widest, group.members, group.mirror, tuple(group.searches)
+        )
