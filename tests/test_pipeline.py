@@ -323,3 +323,27 @@ def test_a_plate_with_no_vehicle_or_person_around_needs_a_surer_score(tmp_path: 
     assert found([vehicle]) == [240, 480]  # no rider: their plate is alone too
     # Without the object model's view there is no context to judge by: all kept.
     assert found([], plate_on_vehicles=False) == [48, 52, 240, 240, 480]
+
+
+def test_large_frames_are_searched_in_tiles_too(tmp_path: Path) -> None:
+    """Over large_frame_side, the object model and the plate model's whole look also run on
+    tiles of large_tile_size (a vehicle keeps its 720p pixels), and the crop cap grows with
+    the frame's area."""
+    wide = np.zeros((1000, 3000, 3), np.uint8)  # tiles of 1280 at x 0, 960 and 1720
+
+    def calls(image: np.ndarray, rows: list[Row], **options: object) -> tuple[int, int]:
+        objects, plates = fake(rows), fake([])
+        models = {"objects": objects, "plates": plates, "faces": fake([])}
+        options.setdefault("large_frame_side", 2560)
+        detector(tmp_path, models, **options).detect(image, {ObjectClass.LICENSE_PLATE})
+        return len(objects.calls), len(plates.calls)
+
+    assert calls(wide, []) == (1 + 3, 1 + 3)
+    assert calls(wide, [], large_frame_side=0) == (1, 1)
+    assert calls(IMAGE, []) == (1, 1)  # 800x400: one look each
+    # A vehicle in every view: 4 views, 4 crops; with a cap of 1 per 1280x720 of frame, the
+    # 3000x1000 frame (3.3 of them) keeps 4.
+    vehicle = (2, 0.9, 0.1, 0.1, 0.3, 0.5)
+    assert calls(wide, [vehicle]) == (1 + 3, 1 + 3 + 4)
+    assert calls(wide, [vehicle], max_vehicle_crops=1) == (1 + 3, 1 + 3 + 4)
+    assert calls(IMAGE, [vehicle], max_vehicle_crops=1) == (1, 1 + 1)

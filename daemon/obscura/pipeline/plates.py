@@ -46,6 +46,8 @@ FLIP_PENALTY = 0.7
 CROP_PAD = 0.1
 # A rider's box is taken this share of its height lower: the plate is below the rider.
 RIDER_DROP = 1 / 3
+# max_vehicle_crops holds per this many pixels of frame (1280x720).
+LARGE_AREA = 1280 * 720
 # A rider's plate lies below this share of the rider's box height (measured on the composite
 # set: 95 % of the plates near a rider and no vehicle at 0.6 and lower).
 RIDER_PLATE_TOP = 0.5
@@ -281,11 +283,14 @@ class PlateSearch:
         cut: Mapping[ObjectClass, float],
         clock: Any,
         memory: PlateMemory | None = None,
+        *,
+        tiles: Sequence[tuple[int, int, ImageArray]] = (),
     ) -> Detections:
         """One box per plate, in frame pixels. ``objects``: the vehicles and persons found
         (down to ``plate_crop_score``), None where the object model did not run; then there
         are no crops and no context. ``clock(name)`` times each model's share; ``memory``:
-        see :meth:`crops`."""
+        see :meth:`crops`; ``tiles`` (x, y, view): a large frame's tiles, each looked at
+        whole like the frame."""
         if not self.config.plate_memory:
             memory = None
         plan = CropPlan()
@@ -294,7 +299,8 @@ class PlateSearch:
         parts = []
         for model in self.models:
             with clock(model.spec.name):
-                parts.append(self.mapped(model, model.adapter.detect(image), cut))
+                for x, y, view in [(0, 0, image), *tiles]:
+                    parts.append(offset(self.mapped(model, model.adapter.detect(view), cut), x, y))
                 for crop in plan.crops:
                     parts.append(offset(self.in_crop(model, crop, cut), crop.x, crop.y))
         found = merge(parts, self.models[0].adapter.config.nms_iou)
@@ -371,6 +377,9 @@ class PlateSearch:
         new = ~memory.seen(boxes) if memory is not None else np.ones(len(boxes), np.bool_)
         h, w = image.shape[:2]
         regions = np.clip(padded(boxes), 0, [w, h, w, h])
+        # The cap counts per 1280x720 of frame: a large frame holds as many vehicles as the
+        # 720p frames it could be cut into.
+        most_crops = cfg.max_vehicle_crops * max(1, math.ceil(h * w / LARGE_AREA))
         # Vehicles first, then riders, each by score.
         order = np.lexsort((-scores, riders))
         chosen: list[int] = []
@@ -387,7 +396,7 @@ class PlateSearch:
             mirror = bool(new[i])
             group = next((g for g in groups if g.take(region, widest, own, mirror)), None)
             if group is None:
-                if len(groups) >= cfg.max_vehicle_crops:
+                if len(groups) >= most_crops:
                     continue
                 x1, y1, x2, y2 = region
                 group = CropGroup(x1, y1, x2, y2, widest, members=1, smallest=own, mirror=mirror)
