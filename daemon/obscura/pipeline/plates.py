@@ -7,10 +7,13 @@ is all but lost at the plate model's 640 px input; in a crop scaled to ``plate_c
 has some 30 px and more. Every crop costs an inference (two with the mirrored look), so:
 
 - neighbours whose joint crop is hardly larger than either's own share one crop;
-- on video, a vehicle is searched when it is new, when its box has moved or changed scale since
-  its last search, and at least every ``PlateMemory.every`` frames; in between, the tracker
-  carries the plates found (fail-closed, ``source: "track"``), so a parked car costs one crop
-  every few frames instead of one every frame.
+- with ``plate_memory`` (video, opt-in), a vehicle is searched when it is new, when its box has
+  moved or changed scale since its last search, and at least every ``PlateMemory.every``
+  frames; in between, the tracker carries the plates found (fail-closed, ``source: "track"``),
+  so a parked car costs one crop every few frames instead of one every frame.
+
+A plate found where no vehicle or rider could carry it (a sign, a page, a shirt) needs the
+surer ``plate_alone_score``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ RIDER_DROP = 1 / 3
 # max_vehicle_crops holds per this many pixels of frame (1280x720).
 LARGE_AREA = 1280 * 720
 # A rider's plate lies below this share of the rider's box height (measured on the composite
-# set: 95 % of the plates near a rider and no vehicle at 0.6 and lower).
+# set: 95 % of the plates near a rider and no vehicle lie 0.6 of its height down or further).
 RIDER_PLATE_TOP = 0.5
 # A rider this much inside a chosen vehicle's box adds nothing to that vehicle's crop.
 RIDER_INSIDE = 0.7
@@ -289,7 +292,7 @@ class PlateSearch:
         """One box per plate, in frame pixels. ``objects``: the vehicles and persons found
         (down to ``plate_crop_score``), None where the object model did not run; then there
         are no crops and no context. ``clock(name)`` times each model's share; ``memory``:
-        see :meth:`crops`; ``tiles`` (x, y, view): a large frame's tiles, each looked at
+        see :meth:`plan`; ``tiles`` (x, y, view): a large frame's tiles, each looked at
         whole like the frame."""
         if not self.config.plate_memory:
             memory = None
