@@ -83,7 +83,10 @@ bench: models  ## the benchmark (table on stdout, JSON in out/bench.json); inclu
 
 PLATES_SEED ?= 0
 PLATES_FRAMES ?= 60
-plates: models  ## the composite plate benchmark: build it (seeded) and print recall by width and style
-	$(BIN)/obscura plates build out/platebench --seed $(PLATES_SEED) --frames $(PLATES_FRAMES)
-	$(BIN)/obscura eval out/platebench/images --annotations out/platebench/annotations.json \
-		--classes license-plate -o out/platebench/report.json --table
+PLATES_VARIANT ?= a
+PLATES_OUT = out/platebench$(if $(filter-out a,$(PLATES_VARIANT)),-$(PLATES_VARIANT))
+plates: models  ## the composite plate benchmark: build it (seeded, PLATES_VARIANT=b for the held-out look) and print recall by width and style
+	$(BIN)/obscura plates build $(PLATES_OUT) --seed $(PLATES_SEED) --frames $(PLATES_FRAMES) \
+		--variant $(PLATES_VARIANT)
+	$(BIN)/obscura eval $(PLATES_OUT)/images --annotations $(PLATES_OUT)/annotations.json \
+		--classes license-plate -o $(PLATES_OUT)/report.json --table

@@ -136,6 +136,13 @@ def _build_parser() -> argparse.ArgumentParser:
     pbuild.add_argument("output", type=Path, help="folder to (re)create")
     pbuild.add_argument("--seed", type=int, default=0, help="the same seed rebuilds the same set")
     pbuild.add_argument("--frames", type=int, default=60, help="1280x720 frames (default 60)")
+    pbuild.add_argument(
+        "--variant",
+        choices=("a", "b"),
+        default="a",
+        help="a: the renderer the detector was tuned on (default); b: a second renderer with "
+        "other plates, fonts, wear and camera, kept out of all tuning (the gap shows overfitting)",
+    )
     pbuild.add_argument("--archives", type=Path, help="folder of package archives to use first")
     pbuild.add_argument("--config", type=Path, help="TOML configuration file (its cache_dir)")
 
@@ -551,6 +558,7 @@ def _cmd_plates_build(args: argparse.Namespace) -> int:
         frames=args.frames,
         cache_dir=config.cache_dir / "platebench",
         archives_dir=args.archives,
+        variant=args.variant,
     )
     print(
         f"{result.frames} frames, {result.plates} plates in {result.out} (and {result.real_plates} "

@@ -16,6 +16,10 @@ has ``style``, ``condition`` and ``vehicle`` fields, so the report breaks recall
 by width), ``annotations_meta.json`` (plates are the only class labelled completely) and
 ``manifest.json`` (seed, photos and fonts used). ``real/`` holds the photos as they are with
 their real plates as ground truth (the mounts), a small set of real plates to check against.
+
+``variant="b"`` builds the same kind of set with the second renderer
+(:mod:`obscura.platebench.variant`): other plates, fonts, wear, pasting and camera conditions,
+for evaluation only. Variant a's sets are as they were before variant b existed, byte for byte.
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ import numpy as np
 from obscura.errors import ConfigError
 from obscura.imageio import read_image
 from obscura.platebench.render import RenderedPlate, load_fonts, render_plate
+from obscura.platebench.variant import (
+    CONDITIONS_B,
+    PLATE_MM_B,
+    Lamp,
+    frame_condition,
+    load_variant_fonts,
+    paste_plate,
+    render_holder,
+    render_plate_b,
+)
 from obscura.types import FloatArray, ImageArray
 from obscura.zoo.manifest import SampleSpec, parse_source
 from obscura.zoo.store import download_archive, fetch_sample, local_archive, sample_cached
@@ -51,6 +65,12 @@ GRIDS = ((1, 0.4), (2, 0.35), (3, 0.25))  # mosaic side, share of frames
 CONDITIONS = (("day", 0.6), ("night", 0.2), ("blur", 0.2))
 DIFFICULT_WIDTH = 15.0  # px: narrower plates (characters of a pixel or two) count neither way
 VERSION = 1  # bump when the recipe changes: the same seed then gives a different set
+# "a": the first renderer (the detector was tuned on its look); "b": the second renderer of
+# :mod:`obscura.platebench.variant`, for evaluation only, with its own styles, wear and camera.
+VARIANTS = ("a", "b")
+VARIANT_B_STREAM = 0xB  # keeps variant b's random stream apart from variant a's of one seed
+JPEG_QUALITY_B = (58, 91)  # variant b's cameras compress harder, and more unevenly
+HOLDER_SHARE = 0.3  # of variant b's plates that sit in a dealer's holder
 
 
 @dataclass(frozen=True)
@@ -146,11 +166,14 @@ def mount_aspect(quad: FloatArray) -> float:
     return width / max(height, 1e-6)
 
 
-def style_for(aspect: float, rng: np.random.Generator) -> str:
+def style_for(
+    aspect: float, rng: np.random.Generator, sizes: Mapping[str, tuple[int, int]] = PLATE_MM
+) -> str:
     """A style that fits a mount of ``aspect``: one whose plates are within 1.7x of its shape
     (a wide car plate gets an EU, UK, Chinese or US plate, a square motorcycle plate a two-line
-    one), so the new plate covers the old one without overhanging the vehicle."""
-    ratios = {s: max(w / h / aspect, aspect * h / w) for s, (w, h) in PLATE_MM.items()}
+    one), so the new plate covers the old one without overhanging the vehicle. ``sizes``: each
+    style's plate (mm), :data:`PLATE_MM` or variant b's."""
+    ratios = {s: max(w / h / aspect, aspect * h / w) for s, (w, h) in sizes.items()}
     fitting = sorted(s for s, r in ratios.items() if r <= 1.7)
     if not fitting:
         return min(ratios, key=lambda s: ratios[s])
@@ -257,6 +280,67 @@ def _condition(frame: ImageArray, condition: str, rng: np.random.Generator) -> I
     return frame
 
 
+Placement = tuple[str, tuple[float, float, float, float], float]
+
+
+def _place_a(
+    tile: ImageArray,
+    mount: Mount,
+    rng: np.random.Generator,
+    fonts: Mapping[str, Path],
+    *,
+    scale: float,
+    offset: tuple[float, float],
+) -> Placement | None:
+    """Variant a's plate on ``mount`` of ``tile`` (in place): its style, its box inside the tile
+    and the share of it that is inside; None when it falls outside the tile."""
+    ox, oy = offset
+    th, tw = tile.shape[:2]
+    style = style_for(mount_aspect(mount.quad), rng)
+    width_mm, height_mm = PLATE_MM[style]
+    quad = plate_quad(mount.quad, width_mm / height_mm) * scale
+    quad -= np.array([ox, oy], np.float32)
+    height = float(np.linalg.norm(quad[3] - quad[0]))
+    plate = render_plate(style, rng, fonts, height=int(np.clip(height * 3, 32, 160)))
+    rendered = plate.image.shape[1] / plate.image.shape[0]
+    quad = plate_quad(mount.quad, rendered) * scale - np.array([ox, oy], np.float32)
+    x1, y1 = quad.min(axis=0)
+    x2, y2 = quad.max(axis=0)
+    if x2 <= 0 or y2 <= 0 or x1 >= tw or y1 >= th:
+        return None
+    # A plate cut by the tile's edge is still drawn (it covers the real one); only its visible
+    # part is its box, and one mostly cut off counts neither way.
+    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, tw), min(y2, th)
+    visible = (cx2 - cx1) * (cy2 - cy1) / max((x2 - x1) * (y2 - y1), 1e-6)
+    _paste(tile, plate, quad, rng, blur_sigma=max(0.3, 0.45 * scale))
+    return style, (cx1, cy1, cx2, cy2), visible
+
+
+def _place_b(
+    tile: ImageArray,
+    mount: Mount,
+    rng: np.random.Generator,
+    fonts: Mapping[str, Path],
+    *,
+    scale: float,
+    offset: tuple[float, float],
+) -> Placement | None:
+    """Variant b's plate on ``mount``, as :func:`_place_a` (same result). Its box is where the
+    plate's own outline went after the bend and roll, not its holder's."""
+    style = style_for(mount_aspect(mount.quad), rng, PLATE_MM_B)
+    width_mm, height_mm = PLATE_MM_B[style]
+    margin = float(rng.uniform(1.04, 1.12))  # a little larger, as a roll may uncover the old one
+    quad = plate_quad(mount.quad, width_mm / height_mm, margin) * scale
+    quad -= np.array(offset, np.float32)
+    height = float(np.linalg.norm(quad[3] - quad[0]))
+    plate = render_plate_b(style, rng, fonts, height=int(np.clip(height * 2.5, 24, 150)))
+    holder = render_holder(plate, rng, fonts) if rng.random() < HOLDER_SHARE else None
+    placed = paste_plate(tile, plate, quad, rng, upscale=scale, holder=holder)
+    if placed is None:
+        return None
+    return style, placed.visible, placed.share
+
+
 def build(
     out: Path,
     *,
@@ -265,16 +349,29 @@ def build(
     cache_dir: Path,
     archives_dir: Path | None = None,
     photos: Mapping[str, Photo] | None = None,
+    variant: str = "a",
 ) -> BuildReport:
-    """Builds the benchmark into ``out`` (replacing an earlier build there)."""
+    """Builds the benchmark into ``out`` (replacing an earlier build there). ``variant`` "a"
+    renders with :mod:`~obscura.platebench.render`, the look the detector was tuned on; "b"
+    with :mod:`~obscura.platebench.variant`, a look kept out of all tuning, so that the gap
+    between the two sets' recall shows how much of it is overfitting. Both put their plates
+    on the same photos' mounts in the same kinds of mosaic."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown plate benchmark variant {variant!r} (known: a, b)")
     photos = dict(photos if photos is not None else load_photos())
     usable = {n: p for n, p in photos.items() if p.mounts}
     if not usable:
         raise ConfigError("no photo with plate mounts to build the plate benchmark from")
-    fonts = load_fonts(cache_dir / "fonts", archives_dir)
+    if variant == "a":
+        fonts = load_fonts(cache_dir / "fonts", archives_dir)
+        rng = np.random.default_rng([VERSION, seed])
+        conditions: tuple[tuple[str, float], ...] = CONDITIONS
+    else:
+        fonts = load_variant_fonts(cache_dir / "fonts", archives_dir)
+        rng = np.random.default_rng([VERSION, seed, VARIANT_B_STREAM])
+        conditions = CONDITIONS_B
     paths = fetch_photos(usable, cache_dir / "photos", archives_dir)
     images = {name: read_image(path) for name, path in paths.items()}
-    rng = np.random.default_rng([VERSION, seed])
     names = sorted(usable)
     queue: list[str] = []
     if out.exists():
@@ -285,10 +382,11 @@ def build(
     fw, fh = FRAME_SIZE
     for index in range(frames):
         grid = int(_pick(rng, GRIDS))
-        condition = str(_pick(rng, CONDITIONS))
+        condition = str(_pick(rng, conditions))
         tw, th = fw // grid, fh // grid
         frame = np.zeros((fh, fw, 3), np.uint8)
         objects: list[dict[str, Any]] = []
+        lamps: list[Lamp] = []
         used = []
         for cell in range(grid * grid):
             if not queue:
@@ -298,25 +396,13 @@ def build(
             photo = usable[name]
             zoom = float(rng.uniform(1.0, 1.35)) if grid == 1 else float(rng.uniform(1.0, 1.15))
             tile, scale, (ox, oy) = _cover(images[name], (tw, th), rng, zoom)
+            gx, gy = (cell % grid) * tw, (cell // grid) * th
             for mount in photo.mounts:
-                style = style_for(mount_aspect(mount.quad), rng)
-                width_mm, height_mm = PLATE_MM[style]
-                quad = plate_quad(mount.quad, width_mm / height_mm) * scale
-                quad -= np.array([ox, oy], np.float32)
-                height = float(np.linalg.norm(quad[3] - quad[0]))
-                plate = render_plate(style, rng, fonts, height=int(np.clip(height * 3, 32, 160)))
-                rendered = plate.image.shape[1] / plate.image.shape[0]
-                quad = plate_quad(mount.quad, rendered) * scale - np.array([ox, oy], np.float32)
-                x1, y1 = quad.min(axis=0)
-                x2, y2 = quad.max(axis=0)
-                if x2 <= 0 or y2 <= 0 or x1 >= tw or y1 >= th:
+                place = _place_a if variant == "a" else _place_b
+                placed = place(tile, mount, rng, fonts, scale=scale, offset=(ox, oy))
+                if placed is None:
                     continue  # outside the tile
-                # A plate cut by the tile's edge is still drawn (it covers the real one); only
-                # its visible part is its box, and one mostly cut off counts neither way.
-                cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, tw), min(y2, th)
-                visible = (cx2 - cx1) * (cy2 - cy1) / max((x2 - x1) * (y2 - y1), 1e-6)
-                _paste(tile, plate, quad, rng, blur_sigma=max(0.3, 0.45 * scale))
-                gx, gy = (cell % grid) * tw, (cell // grid) * th
+                style, (cx1, cy1, cx2, cy2), visible = placed
                 obj: dict[str, Any] = {
                     "label": "plate",
                     "bbox": [round(float(v), 1) for v in (cx1 + gx, cy1 + gy, cx2 + gx, cy2 + gy)],
@@ -329,11 +415,15 @@ def build(
                 if cx2 - cx1 < DIFFICULT_WIDTH or visible < 0.6:
                     obj["difficult"] = True
                 objects.append(obj)
-            gx, gy = (cell % grid) * tw, (cell // grid) * th
+                lamps.append(Lamp((cx1 + gx, cy1 + gy, cx2 + gx, cy2 + gy), mount.view))
             frame[gy : gy + th, gx : gx + tw] = tile
-        frame = _condition(frame, condition, rng)
+        if variant == "a":
+            frame = _condition(frame, condition, rng)
+            quality = int(rng.integers(72, 93))
+        else:
+            frame = frame_condition(frame, condition, lamps, rng)
+            quality = int(rng.integers(*JPEG_QUALITY_B))
         file = f"plates_{index:04d}.jpg"
-        quality = int(rng.integers(72, 93))
         ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise OSError(f"cannot encode {file}")
@@ -345,10 +435,13 @@ def build(
         out / "annotations_meta.json",
         {"platebench": {f: {"complete_labels": ["plate"]} for f in annotations}},
     )
+    # Variant a's manifest stays as it was before there were variants (its set is unchanged).
+    tag = {} if variant == "a" else {"variant": variant}
     _write_json(
         out / "manifest.json",
         {
             "version": VERSION,
+            **tag,
             "seed": seed,
             "frame_size": list(FRAME_SIZE),
             "photos": {

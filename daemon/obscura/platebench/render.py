@@ -76,8 +76,9 @@ class RenderedPlate:
 # --- fonts -------------------------------------------------------------------------------------
 
 
-def font_specs(text: str | None = None) -> dict[str, SampleSpec]:
-    """The fonts ``fonts.toml`` (or ``text`` in its format) lists, by name."""
+def font_specs(text: str | None = None, section: str = "fonts") -> dict[str, SampleSpec]:
+    """The fonts ``fonts.toml`` (or ``text`` in its format) lists under ``section``, by name
+    (``variant_fonts``: those of :mod:`obscura.platebench.variant`)."""
     if text is None:
         text = resources.files("obscura.platebench").joinpath("fonts.toml").read_text("utf-8")
     data = tomllib.loads(text)
@@ -86,20 +87,23 @@ def font_specs(text: str | None = None) -> dict[str, SampleSpec]:
             f"font {name}",
             table.get("description", ""),
             table.get("licence", "unknown"),
-            parse_source(table["source"], f"fonts.{name}.source"),
+            parse_source(table["source"], f"{section}.{name}.source"),
         )
-        for name, table in data.get("fonts", {}).items()
+        for name, table in data.get(section, {}).items()
     }
 
 
-def load_fonts(cache_dir: Path, archives_dir: Path | None = None) -> dict[str, Path]:
+def load_fonts(
+    cache_dir: Path, archives_dir: Path | None = None, section: str = "fonts"
+) -> dict[str, Path]:
     """Fetches (once) and verifies the fonts, returning each font file's path by name.
 
     Fonts of the same package are fetched together, into ``cache_dir/<package>_<version>``;
     files already there are re-verified by checksum. ``archives_dir`` is searched first for
     the .deb files, as for the models. Errors are :class:`~obscura.errors.ModelStoreError`.
+    ``section`` picks the table of ``fonts.toml`` (see :func:`font_specs`).
     """
-    specs = font_specs()
+    specs = font_specs(section=section)
     groups: dict[tuple[str, str, str, str], list[str]] = {}
     for name, spec in specs.items():
         s = spec.source
