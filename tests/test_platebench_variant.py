@@ -5,13 +5,13 @@ its pasting and camera conditions; and a build of the variant with ground truth 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_platebench import _digest
 
 from obscura.errors import ConfigError
 from obscura.platebench.build import build
@@ -182,15 +182,6 @@ def test_a_holder_frames_the_plate(fonts: dict[str, Path]) -> None:
     assert hw >= ox + pw
     assert hh >= oy + ph + 2
     assert holder.image[oy + ph // 2, ox // 2, 3] == 255  # solid beside the plate
-
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.mark.models
