@@ -7,9 +7,6 @@ test media cache, ``$OBSCURA_TEST_MEDIA_DIR`` (default ``$XDG_CACHE_HOME/obscura
 next to the model store). It holds every file under its name in the manifest, the derived video
 and the ground truth of ``tests/data`` (``annotations.json``, ``annotations_meta.json``).
 
-A ``../shared/data/public`` folder beside the repository, where there is one, serves as a local
-copy: a file is taken from it only when its checksum matches. Nothing needs it.
-
 Run as a script (``python tests/media.py``), it fetches what is missing and prints the folder.
 """
 
@@ -18,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import sys
 import tempfile
 import tomllib
@@ -31,7 +27,6 @@ from obscura.zoo.store import cache_folder, fetch_sample, sha256_of
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "data" / "media.toml"
 GROUND_TRUTH = ("annotations.json", "annotations_meta.json")
-SHARED = HERE.parents[1] / "shared" / "data" / "public"
 VTEST = "opencv_vtest.avi"  # the source of the derived video
 VIDEO = "opencv_vtest_first100.mp4"
 VIDEO_FRAMES, VIDEO_FPS, VIDEO_SIZE = 100, 10.0, (768, 576)
@@ -70,9 +65,6 @@ def fetch() -> Path:
             continue
         with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp_name:
             tmp = Path(tmp_name)
-            for name, f in files:  # what the local copy has saves a download
-                if _matches(SHARED / name, f.sha256):
-                    shutil.copyfile(SHARED / name, tmp / Path(f.path).name)
             try:
                 paths = fetch_sample(spec, tmp, Path(archives) if archives else None)
             except (ModelStoreError, OSError) as exc:
