@@ -24,7 +24,6 @@ def test_a_failed_fetch_names_the_package(tmp_path: Path, monkeypatch: pytest.Mo
     (archives / "darknet_0.0.0_amd64.deb").write_bytes(b"not the pinned archive")
     monkeypatch.setenv("OBSCURA_TEST_MEDIA_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("OBSCURA_TEST_ARCHIVES", str(archives))
-    monkeypatch.setattr(media, "SHARED", tmp_path / "nothing")
     with pytest.raises(media.MediaError, match=r"darknet_dog\.jpg.* debian package darknet 0\.0"):
         media.fetch()
 
