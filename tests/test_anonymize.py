@@ -40,11 +40,18 @@ class FixedDetector:
         classes: Collection[ObjectClass],
         thresholds: Mapping[ObjectClass, float] | None,
         timings: dict[str, float] | None = None,
+        *,
         plate_memory: object = None,
+        frame: int | None = None,
     ) -> Detections:
         self.thresholds.append(thresholds)
         keep = np.isin(self.det.class_ids, [int(c) for c in classes])
         return self.det[keep]
+
+    def thresholds_for(
+        self, overrides: Mapping[ObjectClass, float] | None
+    ) -> dict[ObjectClass, float]:
+        return {**dict.fromkeys(ObjectClass, 0.3), **(overrides or {})}
 
 
 def textured(h: int = 240, w: int = 320, seed: int = 0) -> ImageArray:

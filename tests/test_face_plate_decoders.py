@@ -1,4 +1,5 @@
-"""Decoders of the centerface and retinaface families on synthetic outputs with known boxes."""
+"""Decoders of the centerface, retinaface and scrfd families on synthetic outputs with known
+boxes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from numpy.typing import NDArray
 
 from obscura.models.centerface import CenterFaceAdapter, CenterFaceConfig
 from obscura.models.retinaface import RetinaFaceAdapter, RetinaFaceConfig, priors
+from obscura.models.scrfd import ScrfdAdapter, ScrfdConfig
 
 from fakes import FakeModel, Outputs
 
@@ -114,3 +116,46 @@ def test_retinaface_prior_count_mismatch_is_explained() -> None:
     )
     with pytest.raises(ValueError, match="10 predictions but 168 priors"):
         adapter.detect(np.zeros((64, 64, 3), np.uint8))
+
+
+def scrfd_outputs(size: int, hits: dict[tuple[int, int], tuple[float, list[float]]]) -> Outputs:
+    """Per stride (8, 16, 32): scores [1, N, 1], distances [1, N, 4], keypoints [1, N, 10];
+    ``hits`` maps (stride, anchor index) to (score, distances in strides)."""
+    scores, dists, kps = [], [], []
+    for stride in (8, 16, 32):
+        n = (size // stride) ** 2 * 2
+        s = np.zeros((1, n, 1), np.float32)
+        d = np.ones((1, n, 4), np.float32)
+        for (at, index), (score, dist) in hits.items():
+            if at == stride:
+                s[0, index, 0] = score
+                d[0, index] = dist
+        scores.append(s)
+        dists.append(d)
+        kps.append(np.zeros((1, n, 10), np.float32))
+    return [*scores, *dists, *kps]  # the released graph's order
+
+
+def test_scrfd_decodes_distances_from_anchor_centres() -> None:
+    # Stride 16, row 3, column 5, second anchor: centre (80, 48) in input pixels.
+    index = (3 * 20 + 5) * 2 + 1
+    hits = {(16, index): (0.9, [1.0, 2.0, 3.0, 0.5]), (32, 0): (0.2, [1.0, 1.0, 1.0, 1.0])}
+    model = FakeModel(
+        lambda _: scrfd_outputs(320, hits), image=ScrfdAdapter.image_input(ScrfdConfig())
+    )
+    adapter = ScrfdAdapter(model, ScrfdConfig(input_size=(320, 320), score_threshold=0.5))
+    det = adapter.detect(np.zeros((160, 320, 3), np.uint8))  # letterboxed at scale 1
+    assert model.calls == [{"input": (1, 3, 320, 320)}]  # a static input, padded below
+    assert len(det) == 1  # the 0.2 score is under the threshold
+    np.testing.assert_allclose(det.xyxy[0], [80 - 16, 48 - 32, 80 + 48, 48 + 8], atol=1e-3)
+    assert det.scores[0] == pytest.approx(0.9)
+
+
+def test_scrfd_rejects_unexpected_outputs() -> None:
+    outputs = scrfd_outputs(320, {})[:4]  # three score outputs, one box output
+    image = ScrfdAdapter.image_input(ScrfdConfig())
+    adapter = ScrfdAdapter(
+        FakeModel(lambda _: outputs, image=image), ScrfdConfig(input_size=(320, 320))
+    )
+    with pytest.raises(ValueError, match="scrfd expects 3 score and 3 box outputs"):
+        adapter.detect(np.zeros((32, 32, 3), np.uint8))

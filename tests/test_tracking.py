@@ -95,11 +95,54 @@ def test_matching_is_greedy_by_iou_and_one_to_one() -> None:
     assert cols.tolist() == [1]
 
 
+def weak_dets(*boxes: tuple[float, float, float, float, int]) -> Detections:
+    det = dets(*boxes)
+    return Detections(det.xyxy, np.full(len(det), 0.15, np.float32), det.class_ids)
+
+
+def test_a_weak_detection_continues_a_track_but_starts_none() -> None:
+    tracker = Tracker(TrackerConfig(hold=1, grow=0.0))
+    tracker.update(dets((10, 10, 50, 50, FACE)), (200, 100))
+    # Weak looks at the face (moving right) keep its track alive for longer than the hold.
+    for i in range(1, 6):
+        got = tracker.update(
+            Detections(), (200, 100), weak=weak_dets((10 + 4 * i, 10, 50 + 4 * i, 50, FACE))
+        )
+        assert got.track_ids.tolist() == [0]
+        assert got.sources == [SOURCE_DETECTOR]
+        assert got.detections.scores.tolist() == pytest.approx([0.15])
+    # A weak detection where no track is, and one of another class, start nothing.
+    got = tracker.update(
+        Detections(), (200, 100), weak=weak_dets((150, 60, 190, 95, FACE), (30, 10, 70, 50, PLATE))
+    )
+    assert got.sources == [SOURCE_TRACK]  # the face, carried: nothing matched it this frame
+    assert (
+        tracker.update(Detections(), (200, 100), weak=weak_dets((150, 60, 190, 95, FACE))).sources
+        == []
+    )
+    assert len(tracker) == 0
+
+
+def test_a_weak_box_is_hidden_with_the_predicted_one() -> None:
+    """A weak look often sees part of a face (a bar over its mouth): the track takes the
+    union of the weak box and its prediction, so it may move or widen, never shrink."""
+    tracker = Tracker(TrackerConfig(hold=4, grow=0.0))
+    tracker.update(dets((10, 10, 50, 50, FACE)), (200, 100))
+    tracker.update(dets((14, 10, 54, 50, FACE)), (200, 100))  # moving right, 4 px a frame
+    got = tracker.update(Detections(), (200, 100), weak=weak_dets((18, 10, 60, 32, FACE)))
+    np.testing.assert_allclose(got.detections.xyxy[0], [18, 10, 60, 50])
+    carried = tracker.update(Detections(), (200, 100))  # on at the strong detections' pace
+    np.testing.assert_allclose(carried.detections.xyxy[0], [22, 10, 64, 50], atol=1e-3)
+    assert carried.detections.scores.tolist() == pytest.approx([0.9])
+
+
 def test_config_is_checked() -> None:
     with pytest.raises(InvalidInput, match="hold must be >= 0"):
         TrackerConfig(hold=-1)
     with pytest.raises(InvalidInput, match="iou must be in"):
         TrackerConfig(iou=0.0)
+    with pytest.raises(InvalidInput, match="weak_score must be in"):
+        TrackerConfig(weak_score=1.5)
 
 
 # --- a real video, the real detector ----------------------------------------------------------

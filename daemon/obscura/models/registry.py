@@ -35,7 +35,7 @@ def families() -> list[str]:
     return sorted(_FAMILIES)
 
 
-_BUILTIN = ("centerface", "retinaface", "nanodet", "ssd", "ssd_tflite", "yolov8")
+_BUILTIN = ("centerface", "retinaface", "nanodet", "scrfd", "ssd", "ssd_tflite", "yolov8")
 
 
 def _load_builtin_families() -> None:

@@ -21,6 +21,7 @@ from obscura.pipeline.anonymize import (
     draw_order,
     regions_for,
 )
+from obscura.pipeline.boxes import cuts
 from obscura.pipeline.masks import InstanceColours, binary_mask, instance_colours, instance_mask
 from obscura.pipeline.options import AnonymizeOptions, ZoneKind
 from obscura.pipeline.track import TrackerLike
@@ -39,8 +40,16 @@ class DetectorLike(Protocol):
         classes: Collection[ObjectClass],
         thresholds: Mapping[ObjectClass, float] | None,
         timings: dict[str, float] | None = None,
+        *,
         plate_memory: PlateMemory | None = None,
+        frame: int | None = None,
     ) -> Detections: ...
+
+    def thresholds_for(
+        self, overrides: Mapping[ObjectClass, float] | None
+    ) -> dict[ObjectClass, float]:
+        """Every class's threshold for a call with these ``overrides``."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,23 +202,41 @@ class FrameProcessor:
         ``detect=False`` the detectors do not run and the tracks alone are hidden."""
         start = time.perf_counter()
         models: dict[str, float] = {}
-        if detect:
-            memory = tracker.plate_memory if tracker is not None else None
+        size = (int(image.shape[1]), int(image.shape[0]))
+        canvas = ignore_canvas(options.zones, size)
+
+        def kept(found: Detections) -> Detections:
+            # No track starts from, or is continued by, a detection in an ignore zone.
+            return found if canvas is None else found[~ignored(found, canvas)]
+
+        weak: Detections | None = None
+        if detect and tracker is None:
+            det = self.detector.detect(image, options.classes, options.thresholds, models)
+        elif detect and tracker is not None:
+            # Tracked: faces are detected down to the weak score; those under the threshold
+            # only continue tracks (hysteresis).
+            cut = self.detector.thresholds_for(options.thresholds)
+            low = tracker.config.weak_thresholds(cut)
             det = self.detector.detect(
-                image, options.classes, options.thresholds, models, plate_memory=memory
+                image,
+                options.classes,
+                low,
+                models,
+                plate_memory=tracker.plate_memory,
+                frame=tracker.frame,
             )
+            strong = det.scores >= cuts(det, cut)
+            det, weak = det[strong], kept(det[~strong])
+
         elif tracker is None:
             raise ValueError("a frame without detection needs a tracker")
         else:
             det = Detections()
-        size = (int(image.shape[1]), int(image.shape[0]))
-        canvas = ignore_canvas(options.zones, size)
-        if canvas is not None:  # no track starts from a detection in an ignore zone
-            det = det[~ignored(det, canvas)]
+        det = kept(det)
         track_ids: list[int] | None = None
         sources: list[str] | None = None
         if tracker is not None:
-            tracked = tracker.update(det, size, detect)
+            tracked = tracker.update(det, size, detect, weak)
             det, track_ids, sources = (
                 tracked.detections,
                 tracked.track_ids.tolist(),

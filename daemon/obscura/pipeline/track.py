@@ -9,6 +9,10 @@ frames. Those carried detections are anonymized like the others and reported wit
 the model made have ``source = "detector"``. Track ids are stable for the life of a track and
 unique within a video or stream.
 
+Hysteresis: a track starts at its class threshold, but a *weak* detection (a face down to
+``weak_score``) that matches a live track continues it and corrects its box; unmatched, it is
+dropped.
+
 Everything is vectorised over tracks and detections; a frame costs microseconds to a few
 milliseconds even with hundreds of objects.
 """
@@ -16,6 +20,7 @@ milliseconds even with hundreds of objects.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,7 +29,7 @@ from numpy.typing import NDArray
 
 from obscura.errors import InvalidInput
 from obscura.models.base import iou_matrix
-from obscura.types import Detections, FloatArray
+from obscura.types import Detections, FloatArray, ObjectClass
 
 if TYPE_CHECKING:
     from obscura.pipeline.plates import PlateMemory
@@ -37,8 +42,11 @@ SOURCE_TRACK = "track"
 class TrackerConfig:
     hold: int = 8  # frames a track is carried without a detection (0: no carrying)
     iou: float = 0.2  # least IoU between a predicted track box and a detection to match
+    weak_iou: float = 0.4  # the same for a weak detection
     velocity_smoothing: float = 0.5  # weight of the newest motion in the velocity estimate
     grow: float = 0.05  # a carried box grows by this fraction per missed frame (uncertainty)
+    # Faces down to this score continue a live track (they never start one); 1: no hysteresis.
+    weak_score: float = 0.1
 
     def __post_init__(self) -> None:
         if self.hold < 0:
@@ -51,6 +59,13 @@ class TrackerConfig:
             )
         if not 0.0 <= self.grow <= 1.0:
             raise InvalidInput(f"tracking grow must be in 0..1, got {self.grow}")
+        if not 0.0 <= self.weak_score <= 1.0:
+            raise InvalidInput(f"tracking weak_score must be in 0..1, got {self.weak_score}")
+
+    def weak_thresholds(self, cut: Mapping[ObjectClass, float]) -> dict[ObjectClass, float]:
+        """The thresholds a tracked frame is detected at: faces down to ``weak_score``."""
+        face = cut[ObjectClass.FACE]
+        return {**cut, ObjectClass.FACE: min(face, self.weak_score)}
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,7 @@ class Tracker:
         self._hits = np.zeros(0, np.int32)  # detections matched to the track so far
         self._ids = np.zeros(0, np.int64)
         self._next_id = 0
+        self.frame = 0  # the number of the next frame to update with
         # Plates found on a vehicle are carried by these tracks between its plate searches,
         # so a vehicle is searched again within half the hold (one missed search is covered).
         from obscura.pipeline.plates import PlateMemory
@@ -105,33 +121,77 @@ class Tracker:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked:
+    def _match(
+        self, predicted: FloatArray, free: NDArray[np.bool_], det: Detections, least: float
+    ) -> NDArray[np.int64]:
+        """Per detection, the row of the free track it continues (-1: none)."""
+        track_for = np.full(len(det), -1, np.int64)
+        rows_free = np.nonzero(free)[0]
+        if len(rows_free) and len(det):
+            iou = iou_matrix(predicted[rows_free], det.xyxy.astype(np.float32))
+            same = self._classes[rows_free][:, None] == det.class_ids[None, :]
+            rows, cols = greedy_match(np.where(same, iou, 0.0), least)
+            track_for[cols] = rows_free[rows]
+        return track_for
+
+    def update(
+        self,
+        det: Detections,
+        size: tuple[int, int],
+        detected: bool = True,
+        weak: Detections | None = None,
+    ) -> Tracked:
         """Associates this frame's detections (frame ``size`` = (w, h)) with the tracks.
 
         ``detected=False``: the detectors did not run on this frame (detect every N frames);
-        every track is carried and the frame does not count against its hold."""
+        every track is carried and the frame does not count against its hold. ``weak``:
+        detections under their class threshold, kept only where they continue a track."""
         cfg = self.config
+        self.frame += 1
         steps = (self._elapsed + 1).astype(np.float32)[:, None]
         predicted = self._anchor + self._velocity * steps
-        n_tracks, n_det = len(self._ids), len(det)
-        track_for = np.full(n_det, -1, np.int64)  # detection -> track row
-        if n_tracks and n_det:
-            iou = iou_matrix(predicted, det.xyxy.astype(np.float32))
-            same = self._classes[:, None] == det.class_ids[None, :]
-            rows, cols = greedy_match(np.where(same, iou, 0.0), cfg.iou)
-            track_for[cols] = rows
+        n_tracks = len(self._ids)
+        free = np.ones(n_tracks, bool)
+        track_for = self._match(predicted, free, det, cfg.iou)  # detection -> track row
+        free[track_for[track_for >= 0]] = False
+        n_strong = len(det)
+        shown = det
+        if weak is not None and len(weak) and free.any():
+            weak_for = self._match(predicted, free, weak, cfg.weak_iou)
+            continued, rows_weak = weak[weak_for >= 0], weak_for[weak_for >= 0]
+            det = Detections.concat([det, continued])
+            track_for = np.concatenate([track_for, rows_weak])
+            free[rows_weak] = False
+            # A weak look often sees only part of the object (a bar across a face): the
+            # track takes the union of its predicted box and the weak box, and keeps its
+            # motion, so that a weak box can move or widen a track but never shrink it.
+            pred = predicted[rows_weak]
+            union = np.concatenate(
+                [
+                    np.minimum(pred[:, :2], continued.xyxy[:, :2]),
+                    np.maximum(pred[:, 2:], continued.xyxy[:, 2:]),
+                ],
+                axis=1,
+            )
+            shown = Detections.concat(
+                [shown, Detections(union, continued.scores, continued.class_ids)]
+            )
+        n_det = len(det)
         matched = track_for >= 0
         rows = track_for[matched]
-        # Matched tracks: anchor at the detection, velocity from the motion per frame.
-        new_boxes = det.xyxy[matched].astype(np.float32)
+        strong = (np.arange(n_det) < n_strong)[matched]
+        # Matched tracks: anchor at the detection, velocity from the motion per frame (strong
+        # detections only); the score of the last strong detection.
+        new_boxes = shown.xyxy[matched].astype(np.float32)
         motion = (new_boxes - self._anchor[rows]) / steps[rows]
         a = cfg.velocity_smoothing
         first = (self._hits[rows] == 1)[:, None]  # the first motion seen: take it as it is
-        self._velocity[rows] = np.where(first, motion, a * motion + (1 - a) * self._velocity[rows])
+        smoothed = np.where(first, motion, a * motion + (1 - a) * self._velocity[rows])
+        self._velocity[rows] = np.where(strong[:, None], smoothed, self._velocity[rows])
         self._anchor[rows] = new_boxes
         self._elapsed[rows] = 0
-        self._hits[rows] += 1
-        self._scores[rows] = det.scores[matched]
+        self._hits[rows] += strong
+        self._scores[rows] = np.where(strong, det.scores[matched], self._scores[rows])
         self._missed[rows] = 0
         # Unmatched tracks: carried at the predicted box, grown with the frames without a
         # detection, while within hold and inside the frame.
@@ -162,7 +222,7 @@ class Tracker:
         carried_det = Detections(
             carried_boxes, self._scores[keep_carry].copy(), self._classes[keep_carry].copy()
         )
-        out = Detections.concat([det, carried_det]) if len(keep_carry) else det
+        out = Detections.concat([shown, carried_det]) if len(keep_carry) else shown
         ids = np.concatenate([track_ids, self._ids[keep_carry]])
         sources = [SOURCE_DETECTOR] * n_det + [SOURCE_TRACK] * len(keep_carry)
         # Drop the dead, append the fresh.
@@ -182,7 +242,21 @@ class TrackerLike(Protocol):
     @property
     def plate_memory(self) -> PlateMemory | None: ...
 
-    def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked: ...
+    def update(
+        self,
+        det: Detections,
+        size: tuple[int, int],
+        detected: bool = True,
+        weak: Detections | None = None,
+    ) -> Tracked: ...
+
+    @property
+    def config(self) -> TrackerConfig: ...
+
+    @property
+    def frame(self) -> int:
+        """The number of the frame this tracker updates with next (0 for the first)."""
+        ...
 
 
 class TrackSequence:
@@ -224,10 +298,24 @@ class TrackTicket:
     def plate_memory(self) -> PlateMemory | None:
         return self._sequence.tracker.plate_memory
 
-    def update(self, det: Detections, size: tuple[int, int], detected: bool = True) -> Tracked:
+    @property
+    def config(self) -> TrackerConfig:
+        return self._sequence.tracker.config
+
+    @property
+    def frame(self) -> int:
+        return self._turn
+
+    def update(
+        self,
+        det: Detections,
+        size: tuple[int, int],
+        detected: bool = True,
+        weak: Detections | None = None,
+    ) -> Tracked:
         self._sequence._wait(self._turn)
         try:
-            return self._sequence.tracker.update(det, size, detected)
+            return self._sequence.tracker.update(det, size, detected, weak)
         finally:
             self._used = True
             self._sequence._done(self._turn)
