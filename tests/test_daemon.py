@@ -142,6 +142,7 @@ def test_get_info(client: Client) -> None:
     info = client.info()
     assert {m.name for m in info.models} == {
         "centerface",
+        "scrfd",
         "nanodet-m",
         "pyplatex-plates",
         "selfie-segmentation",

@@ -88,3 +88,34 @@ def test_flicker_command_on_an_own_folder(data_dir: Path, tmp_path: Path) -> Non
     runs = json.loads(report.read_text())
     assert "obscura track_hold 8" in runs
     assert all(r["face_frames"] > 0 for r in runs.values())
+
+
+def test_halves_share_no_face(data_dir: Path) -> None:
+    from obscura.flicker import face_crops
+
+    whole = face_crops(data_dir)
+    halves = [face_crops(data_dir, half=h) for h in (0, 1)]
+    assert [len(h) for h in halves] == [(len(whole) + 1) // 2, len(whole) // 2]
+
+    def faces(crops: list[tuple[np.ndarray, object]]) -> set[bytes]:
+        return {crop.tobytes() for crop, _ in crops}
+
+    assert faces(halves[0]) | faces(halves[1]) == faces(whole)
+    assert not faces(halves[0]) & faces(halves[1])
+
+
+def test_a_face_under_a_later_crop_is_not_in_view(tmp_path: Path) -> None:
+    from obscura.flicker import FaceTrack, TestVideo
+
+    crop = np.zeros((40, 40, 3), np.uint8)
+    below = FaceTrack(crop, 0, 10, 100.0, 100.0, 0.0, 0.0, (0.25, 0.25, 0.75, 0.75))
+    # A later face's crop slides over the first face from the right, 5 px a frame.
+    over = FaceTrack(crop, 0, 10, 150.0, 100.0, -5.0, 0.0, (0.25, 0.25, 0.75, 0.75))
+    video = TestVideo(tmp_path / "v.mp4", 10, [below, over])
+    in_view = [[n for n, _ in video.truth(i)] for i in range(10)]
+    # The first face's box spans x 110..130; the crop over it starts at 150 - 5 i.
+    assert in_view[:4] == [[0, 1]] * 4  # 150 .. 135: not on it
+    assert in_view[4] == [0, 1]  # 130: on it by nothing
+    assert in_view[5] == [0, 1]  # 125: on a quarter of it
+    assert in_view[6] == [0, 1]  # 120: on half of it, which still leaves half in view
+    assert in_view[7:] == [[1]] * 3  # 115 and less: more than half of it is under the crop

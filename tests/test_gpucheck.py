@@ -67,7 +67,7 @@ def run_check(tmp_path: Path, data_dir: Path, *args: str) -> dict[str, Any]:
 def test_the_dry_run_on_the_cpu(tmp_path: Path, data_dir: Path, model_store: ModelStore) -> None:
     """Every step of the GPU run, on ONNX Runtime's CPU provider, briefly, with the models as
     a CUDA machine gets them: a store of their ONNX forms only."""
-    models = ["centerface", "nanodet-m", "pyplatex-plates", "selfie-segmentation"]
+    models = ["centerface", "scrfd", "nanodet-m", "pyplatex-plates", "selfie-segmentation"]
     model_store.pack_onnx(models, tmp_path / "models")
     report = run_check(
         tmp_path, data_dir, "--device", "cpu", "--frames", "3", "--streams", "1", "2",

@@ -61,6 +61,7 @@ def detector(tmp_path: Path, models: Mapping[str, FakeModel], **options: object)
     vehicles need no surer score, unless asked."""
     options.setdefault("plate_crop_flip", False)
     options.setdefault("plate_alone_score", 0.0)
+    options.setdefault("face_ensemble", ())
     config = DetectorConfig(
         face_model="faces",
         object_model="objects",
@@ -136,7 +137,7 @@ def test_face_tiles_cover_the_frame_and_merge(tmp_path: Path) -> None:
         tile_size=400,
         tile_overlap=0.5,
     )
-    found = det.detect(np.zeros((400, 1000, 3), np.uint8), {ObjectClass.FACE})
+    found = det.detect(np.full((400, 1000, 3), 128, np.uint8), {ObjectClass.FACE})  # not dark
     # Full frame + tiles at x = 0, 200, 400, 600 (the last one flush with the right edge).
     assert len(faces.calls) == 1 + 4
     assert len(found) == 5  # one face per view, none overlapping another

@@ -12,7 +12,8 @@ precision = "int8"        # int8 (the store's INT8 variants), f32, f16, bf16, au
 
 [detector]
 face_model = "centerface"
-face_tiles = false
+face_ensemble = ["scrfd"]
+face_tiles_above = 1440
 thresholds = { face = 0.3, person = 0.25, vehicle = 0.3, license-plate = 0.2 }
 
 [detector.model_options.centerface]

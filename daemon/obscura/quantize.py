@@ -217,7 +217,12 @@ def _record(
     from obscura.pipeline.detect import Detector, DetectorConfig
 
     backend = create_backend(BackendConfig(precision="f32"))
-    none: dict[str, Any] = {"face_model": None, "plate_model": None, "segmentation_model": None}
+    none: dict[str, Any] = {
+        "face_model": None,
+        "face_ensemble": (),
+        "plate_model": None,
+        "segmentation_model": None,
+    }
     recorded: dict[str, list[dict[str, NDArray[Any]]]] = {}
     for name in names:
         spec = store.spec(name)

@@ -184,11 +184,10 @@ class Detector:
         self._runs: dict[str, tuple[str, str]] = {}
         cfg = self.config
         self.faces = self._load(cfg.face_model, {ObjectClass.FACE})
-        if self.faces is None and cfg.face_ensemble:
-            raise ConfigError("face_ensemble needs a face_model to run alongside")
+        # No face model (face_model = none): no faces, so no ensemble either.
         self.face_ensemble = [
             loaded
-            for name in cfg.face_ensemble
+            for name in (cfg.face_ensemble if self.faces is not None else ())
             if (loaded := self._load(name, {ObjectClass.FACE})) is not None
         ]
         self.objects = self._load(cfg.object_model, {ObjectClass.PERSON, ObjectClass.VEHICLE})
@@ -336,11 +335,11 @@ class Detector:
                     faces = merge([faces, lifted], self.faces.adapter.config.nms_iou)
             every = self.config.face_ensemble_every
             if self.face_ensemble and (frame is None or frame % every == 0):
-                looks = [faces]
+                looks = []
                 for extra in self.face_ensemble:
                     with clock(extra.spec.name):
                         looks.append(self._run(extra, image, cut, tiled=False))
-                faces = merge(looks, self.faces.adapter.config.nms_iou)
+                faces = join(faces, merge(looks, self.faces.adapter.config.nms_iou))
             parts.append(faces)
         if ObjectClass.LICENSE_PLATE in wanted and self.plate_search is not None:
             parts.append(
@@ -410,6 +409,23 @@ class Detector:
         return [
             offset(self._mapped(model, model.adapter.detect(t), cut), x, y) for x, y, t in tiles
         ]
+
+
+def join(first: Detections, more: Detections) -> Detections:
+    """``first``, and those of ``more`` that no box of ``first`` overlaps (IoU >=
+    TILE_AGREE_IOU). An object both see keeps the first model's box, with the better of the
+    two scores: its box does not change style from frame to frame when the others run on some
+    frames only (a track would read that as motion), and it is as sure as either model is."""
+    if not len(first) or not len(more):
+        return Detections.concat([first, more])
+    same_class = first.class_ids[:, None] == more.class_ids[None, :]
+    iou = np.where(same_class, iou_matrix(first.xyxy, more.xyxy), 0.0)
+    agree = iou >= TILE_AGREE_IOU
+    backed = np.where(agree, more.scores[None, :], 0.0).max(axis=1)
+    scores = np.maximum(first.scores, backed).astype(np.float32)
+    kept = Detections(first.xyxy, scores, first.class_ids, first.masks)
+    alone = np.asarray(~agree.any(axis=0), dtype=np.bool_)
+    return Detections.concat([kept, more[alone]])
 
 
 def mean_luma(image: ImageArray) -> float:
