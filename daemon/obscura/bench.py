@@ -121,9 +121,14 @@ def models_only(frames: list[ImageArray], classes: list[str], precision: str) ->
 
     config = BackendConfig(precision=precision, hint="THROUGHPUT")  # type: ignore[arg-type]
     detector = Detector(ModelStore(), create_backend(config))
-    holders: list[Any] = [
-        m.adapter for m in (detector.faces, detector.objects, detector.plates) if m is not None
-    ]
+    loaded = (
+        detector.faces,
+        *detector.face_ensemble,
+        detector.objects,
+        detector.plates,
+        *detector.plate_ensemble,
+    )
+    holders: list[Any] = [m.adapter for m in loaded if m is not None]
     if detector.segmenter is not None:
         holders.append(detector.segmenter)
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -134,10 +139,11 @@ def models_only(frames: list[ImageArray], classes: list[str], precision: str) ->
         compiled[model.name] = model.compiled
         holder.model = Recorder(model, _keeper(calls, model.name))
     wanted = [ObjectClass.from_label(c) for c in classes]
-    # As on a video or stream with the default tracking: plates follow their vehicles.
+    # As on a video or stream with the default tracking: plates follow their vehicles, and the
+    # face ensemble runs on the frames it runs on there.
     memory = Tracker(TrackerConfig(hold=DEFAULT_TRACK_HOLD)).plate_memory
-    for frame in frames:
-        detector.detect(frame, wanted, plate_memory=memory)
+    for index, frame in enumerate(frames):
+        detector.detect(frame, wanted, plate_memory=memory, frame=index)
     queues = {name: ov.AsyncInferQueue(c) for name, c in compiled.items()}
     for name, inputs in calls[: 4 * len(queues)]:  # warm-up
         queues[name].start_async(inputs)
