@@ -56,12 +56,13 @@ class DetectorConfig:
     """Which models run and how. Model names refer to the model store (or a user's models)."""
 
     face_model: str | None = "centerface"
-    # More face models run alongside face_model on the whole frame (not on its tiles), their
-    # boxes merged by NMS (an ensemble); model_thresholds may ask more of each. On tracked
-    # video they run on every face_ensemble_every-th frame only: the tracks carry what they
-    # found in between, and weak detections of face_model continue them.
+    # More face models run alongside face_model on the whole frame (not on its tiles): a face
+    # face_model also found keeps face_model's box with the better score, the others are
+    # added (see join); model_thresholds may ask more of each. On tracked video they run on
+    # every face_ensemble_every-th frame only: the tracks carry what they found in between,
+    # and weak detections of face_model continue them.
     face_ensemble: tuple[str, ...] = ("scrfd",)
-    face_ensemble_every: int = 3
+    face_ensemble_every: int = 4
     object_model: str | None = "nanodet-m"
     plate_model: str | None = "pyplatex-plates"
     # More plate models run alongside plate_model, their boxes merged by NMS (an ensemble).
