@@ -143,6 +143,8 @@ def test_config_is_checked() -> None:
         TrackerConfig(iou=0.0)
     with pytest.raises(InvalidInput, match="weak_score must be in"):
         TrackerConfig(weak_score=1.5)
+    with pytest.raises(InvalidInput, match="weak_iou must be in"):
+        TrackerConfig(weak_iou=0.0)
 
 
 # --- a real video, the real detector ----------------------------------------------------------

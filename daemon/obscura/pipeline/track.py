@@ -53,6 +53,8 @@ class TrackerConfig:
             raise InvalidInput(f"tracking hold must be >= 0 frames, got {self.hold}")
         if not 0.0 < self.iou <= 1.0:
             raise InvalidInput(f"tracking iou must be in (0, 1], got {self.iou}")
+        if not 0.0 < self.weak_iou <= 1.0:
+            raise InvalidInput(f"tracking weak_iou must be in (0, 1], got {self.weak_iou}")
         if not 0.0 <= self.velocity_smoothing <= 1.0:
             raise InvalidInput(
                 f"tracking velocity_smoothing must be in 0..1, got {self.velocity_smoothing}"
