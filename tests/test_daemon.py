@@ -370,7 +370,9 @@ def test_metrics_exposition(daemon: DaemonProcess, client: Client, data_dir: Pat
     text = urllib.request.urlopen(daemon.metrics_url, timeout=10).read().decode()  # type: ignore[attr-defined]
     assert 'obscura_frames_total{status="ok"}' in text
     assert 'obscura_detections_total{class="face"}' in text
-    assert 'obscura_rpc_duration_seconds_count{code="OK",method="Anonymize"}' in text
+    assert (
+        'obscura_rpc_duration_seconds_count{code="OK",method="Anonymize",protocol="grpc"}' in text
+    )
     assert 'obscura_inference_duration_seconds_count{model="centerface"}' in text
     assert "obscura_model_info{" in text
     assert "deface_city" not in text  # no file names or image data

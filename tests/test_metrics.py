@@ -33,8 +33,8 @@ SUFFIXES = ("_bucket", "_sum", "_count")
 TARGET_LABELS = {"job", "instance", "device", "site", "fleet", "inference_device"}
 TARGET_LABELS |= {"exported_device"}
 OBSCURA_FAMILIES = {
-    "obscura_rpc_duration_seconds": ("histogram", {"method", "code"}),
-    "obscura_rpc": ("counter", {"method", "code"}),
+    "obscura_rpc_duration_seconds": ("histogram", {"protocol", "method", "code"}),
+    "obscura_rpc": ("counter", {"protocol", "method", "code"}),
     "obscura_stage_duration_seconds": ("histogram", {"stage"}),
     "obscura_inference_duration_seconds": ("histogram", {"model"}),
     "obscura_frames": ("counter", {"status"}),
@@ -51,12 +51,17 @@ OBSCURA_FAMILIES = {
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+GRPC = {"protocol": "grpc"}
+
+
 def busy_metrics() -> Metrics:
     """A Metrics with every metric observed at least once."""
     m = Metrics(version="9.9.9")
     m.rpc_done("Anonymize", "OK", 0.05)
     m.rpc_done("AnonymizeStream", "INVALID_ARGUMENT", 1.5)
     m.rpc_done("GetInfo", "OK", 0.0004)
+    m.http_done("upload", 200, 0.3)
+    m.http_done("/v1/anything-else", 999, 0.001)  # bounded: other, other
     for stage in ("queue", "decode", "detect", "anonymize", "encode"):
         m.stage(stage, 0.002)
     m.inference("centerface", 0.04)
@@ -101,22 +106,27 @@ def families(m: Metrics) -> dict[str, Any]:
 def test_every_metric_with_its_labels() -> None:
     m = busy_metrics()
     found = samples(m)
-    assert value(found, "obscura_rpc_duration_seconds_count", method="Anonymize", code="OK") == 1
-    assert value(found, "obscura_rpc_duration_seconds_sum", method="Anonymize", code="OK") == (
-        pytest.approx(0.05)
-    )
+    anonymize = {**GRPC, "method": "Anonymize", "code": "OK"}
+    assert value(found, "obscura_rpc_duration_seconds_count", **anonymize) == 1
+    assert value(found, "obscura_rpc_duration_seconds_sum", **anonymize) == pytest.approx(0.05)
     assert (
         value(
             found,
             "obscura_rpc_duration_seconds_bucket",
+            **GRPC,
             method="AnonymizeStream",
             code="INVALID_ARGUMENT",
             le="2.5",
         )
         == 1
     )
-    assert value(found, "obscura_rpc_total", method="AnonymizeStream", code="INVALID_ARGUMENT") == 1
-    assert value(found, "obscura_rpc_total", method="GetInfo", code="OK") == 1
+    assert (
+        value(found, "obscura_rpc_total", **GRPC, method="AnonymizeStream", code="INVALID_ARGUMENT")
+        == 1
+    )
+    assert value(found, "obscura_rpc_total", **GRPC, method="GetInfo", code="OK") == 1
+    assert value(found, "obscura_rpc_total", protocol="http", method="upload", code="200") == 1
+    assert value(found, "obscura_rpc_total", protocol="http", method="other", code="other") == 1
     for stage in ("queue", "decode", "detect", "anonymize", "encode"):
         assert value(found, "obscura_stage_duration_seconds_count", stage=stage) == 1
     assert value(found, "obscura_inference_duration_seconds_count", model="centerface") == 1
@@ -202,8 +212,8 @@ def test_label_values_stay_bounded() -> None:
     for i in range(100):
         m.inference(f"model-{i}", 0.01)
     found = samples(m)
-    assert value(found, "obscura_rpc_total", method="other", code="UNKNOWN") == 1
-    assert value(found, "obscura_rpc_total", method="other", code="OK") == 1
+    assert value(found, "obscura_rpc_total", **GRPC, method="other", code="UNKNOWN") == 1
+    assert value(found, "obscura_rpc_total", **GRPC, method="other", code="OK") == 1
     assert value(found, "obscura_stage_duration_seconds_count", stage="other") == 1
     assert value(found, "obscura_frames_total", status="other") == 1
     classes = {

@@ -200,6 +200,17 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--tls-key", help="server key (PEM)")
     sv.add_argument("--tls-client-ca", help="CA (PEM) for mutual TLS: clients need certificates")
     sv.add_argument("--tokens-file", help="bearer tokens, one per line: clients must send one")
+    sv.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help="also serve the REST API (Celantur Container API v1) here (default: off)",
+    )
+    sv.add_argument(
+        "--tasks-dir",
+        metavar="DIR",
+        help="REST uploads and results (default: $STATE_DIRECTORY/tasks or "
+        "~/.local/state/obscura/tasks)",
+    )
     sv.add_argument("--no-warmup", action="store_true", help="report SERVING without a warm-up")
     _add_runtime_options(sv, classes=False)
 
@@ -294,6 +305,8 @@ def _build_parser() -> argparse.ArgumentParser:
 _SERVER_FLAGS = (
     "listen",
     "metrics_listen",
+    "http_listen",
+    "tasks_dir",
     "workers",
     "max_inflight",
     "stream_depth",

@@ -83,6 +83,15 @@ class ServerConfig:
     grace_period: float = 10.0  # seconds SIGTERM waits for in-flight work
     stuck_timeout: float = 30.0  # an inference running longer stops the systemd watchdog
     warmup: bool = True  # run the pipeline once before reporting SERVING
+    # REST mode (the Celantur Container API v1 over HTTP), off unless http_listen is set
+    http_listen: str = ""  # HOST:PORT
+    tasks_dir: str = ""  # where uploads and results live; "": the state or cache directory
+    tasks_max: int = 100  # tasks kept (queued, running, finished); more uploads are refused
+    tasks_max_bytes: int = 8 * 1024**3  # disk the tasks may take; more uploads are refused
+    upload_max_bytes: int = 2 * 1024**3  # one upload
+    tasks_ttl: float = 86_400.0  # seconds a finished task is kept
+    tasks_parallel: int = 1  # tasks processed at once (their frames share the worker pool)
+    webhook_attempts: int = 5  # a webhook is retried with backoff up to this many times
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -116,6 +125,22 @@ class ServerConfig:
                 out.append(f"[server].{key}: must be >= 0 (0: automatic)")
         if self.stream_depth < 1:
             out.append("[server].stream_depth: must be >= 1")
+        if self.http_listen:
+            host, sep, port = self.http_listen.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                out.append(f"[server].http_listen: {self.http_listen!r} is not HOST:PORT")
+            if self.tls_allowed_clients:
+                out.append(
+                    "[server].http_listen: the HTTP listener cannot check client certificate "
+                    "names (tls_allowed_clients); use tokens, or a proxy that checks them"
+                )
+        for key in ("tasks_max", "tasks_max_bytes", "upload_max_bytes", "tasks_parallel"):
+            if getattr(self, key) < 1:
+                out.append(f"[server].{key}: must be positive")
+        if self.tasks_ttl <= 0:
+            out.append("[server].tasks_ttl: must be positive (seconds)")
+        if self.webhook_attempts < 1:
+            out.append("[server].webhook_attempts: must be >= 1")
         if self.grace_period < 0 or self.stuck_timeout <= 0:
             out.append("[server].grace_period / stuck_timeout: must be positive")
         return out

@@ -35,6 +35,15 @@ BUCKETS = (
 )  # fmt: skip
 OTHER = "other"
 METHODS = frozenset({"Anonymize", "AnonymizeStream", "GetInfo"})
+# REST mode: its routes by name, and the HTTP status codes it answers with
+HTTP_ROUTES = frozenset(
+    {"upload", "task", "delete", "anonymized", "binary-mask", "instance-mask", "metadata",
+     "openapi", "healthz"}
+)  # fmt: skip
+HTTP_CODES = frozenset(
+    {"200", "202", "204", "400", "401", "403", "404", "405", "409", "413", "415", "429", "500",
+     "503", "507"}
+)  # fmt: skip
 STAGES = frozenset({"decode", "detect", "anonymize", "encode", "queue"})
 FRAME_STATUSES = frozenset(
     {"ok", "invalid_argument", "resource_exhausted", "internal", "cancelled"}
@@ -81,15 +90,16 @@ class Metrics:
                 add(registry=r)
         self._rpc_seconds = Histogram(
             "obscura_rpc_duration_seconds",
-            "Duration of gRPC calls by method and status code (streams: the whole stream).",
-            ["method", "code"],
+            "Duration of calls by protocol (grpc, http), method (REST: route) and status code "
+            "(streams: the whole stream).",
+            ["protocol", "method", "code"],
             buckets=BUCKETS,
             registry=r,
         )
         self._rpcs = Counter(
             "obscura_rpc",
-            "gRPC calls finished, by method and status code.",
-            ["method", "code"],
+            "Calls finished, by protocol (grpc, http), method (REST: route) and status code.",
+            ["protocol", "method", "code"],
             registry=r,
         )
         self._stage_seconds = Histogram(
@@ -161,8 +171,18 @@ class Metrics:
         """One gRPC call finished: ``method`` its short name, ``code`` a status code name."""
         method = method if method in METHODS else OTHER
         code = code if code in CODES else "UNKNOWN"
-        self._rpc_seconds.labels(method=method, code=code).observe(max(0.0, seconds))
-        self._rpcs.labels(method=method, code=code).inc()
+        self._call_done("grpc", method, code, seconds)
+
+    def http_done(self, route: str, status: int, seconds: float) -> None:
+        """One REST request answered: ``route`` its name, ``status`` the HTTP status."""
+        route = route if route in HTTP_ROUTES else OTHER
+        code = str(status) if str(status) in HTTP_CODES else OTHER
+        self._call_done("http", route, code, seconds)
+
+    def _call_done(self, protocol: str, method: str, code: str, seconds: float) -> None:
+        labels = {"protocol": protocol, "method": method, "code": code}
+        self._rpc_seconds.labels(**labels).observe(max(0.0, seconds))
+        self._rpcs.labels(**labels).inc()
 
     def stage(self, stage: str, seconds: float) -> None:
         stage = stage if stage in STAGES else OTHER

@@ -62,7 +62,7 @@ class DetectorConfig:
     # every face_ensemble_every-th frame only: the tracks carry what they found in between,
     # and weak detections of face_model continue them.
     face_ensemble: tuple[str, ...] = ("scrfd",)
-    face_ensemble_every: int = 4
+    face_ensemble_every: int = 6
     object_model: str | None = "nanodet-m"
     plate_model: str | None = "pyplatex-plates"
     # More plate models run alongside plate_model, their boxes merged by NMS (an ensemble).

@@ -62,7 +62,8 @@ def instance_colours(det: Detections, encoding: MaskEncoding) -> InstanceColours
     return InstanceColours(ids, colours, overflow)
 
 
-def _scaled(mask: ImageArray, scale: int) -> ImageArray:
+def scaled(mask: ImageArray, scale: int) -> ImageArray:
+    """``mask`` at ``scale`` percent of its size, nearest-neighbour (class codes stay exact)."""
     if scale == 100:
         return mask
     h, w = mask.shape[:2]
@@ -84,7 +85,7 @@ def binary_mask(
             view[...] = 255
         else:
             view[r.shape] = 255
-    return _scaled(out, scale)
+    return scaled(out, scale)
 
 
 def instance_mask(
@@ -111,7 +112,7 @@ def instance_mask(
         else:
             view[..., 1][sel] = green
             view[..., 2][sel] |= np.uint8(blue)
-    return _scaled(out, scale)
+    return scaled(out, scale)
 
 
 def png_bytes(mask: ImageArray) -> bytes:

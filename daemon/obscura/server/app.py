@@ -122,6 +122,8 @@ class Daemon:
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+        self.http: Any = None  # REST mode's HttpServer, when [server].http_listen is set
+        self.http_port: int | None = None
         self.watchdog = systemd.Watchdog(lambda: self.heartbeat.oldest() < cfg.stuck_timeout)
         self._stopping = asyncio.Event()
 
@@ -193,6 +195,8 @@ class Daemon:
                 os.chmod(listener.unix_path, cfg.mode)
         if cfg.metrics_listen:
             self.metrics_port = self.metrics.start_http(cfg.metrics_listen)
+        if cfg.http_listen:
+            await self._start_http()
         log.info("listening on %s", ", ".join(f"{a} ({p})" for a, p in self.ports.items()))
         systemd.status("loading models")
         await self._load()
@@ -227,6 +231,22 @@ class Daemon:
         if port == 0 and listener.unix_path is None:
             raise ConfigError(f"[server].listen: cannot bind {listener.address}")
         return int(port)
+
+    async def _start_http(self) -> None:
+        from obscura.server.rest import HttpServer, RestApi
+
+        cfg = self.config.server
+        host = cfg.http_listen.rpartition(":")[0]
+        if not cfg.tls_cert and not parse_listen(f"{host}:0").is_loopback:
+            log.warning(
+                "REST on %s without TLS: anyone on the network can connect "
+                "(set [server] tls_cert / tls_key, and tokens_file)",
+                cfg.http_listen,
+            )
+        self.http = HttpServer(RestApi(self.state, cfg, self.tokens, self.metrics), cfg)
+        await self.http.start()
+        self.http_port = self.http.port
+        log.info("REST API on %s (%d)", cfg.http_listen, self.http_port)
 
     async def _load(self) -> None:
         loop = asyncio.get_running_loop()
@@ -282,7 +302,11 @@ class Daemon:
             # A moment in which health says NOT_SERVING (and new calls get UNAVAILABLE) while
             # connections are still accepted, so that balancers and clients move away first.
             await asyncio.sleep(min(DRAIN_NOTICE, grace))
-            await self.server.stop(max(0.0, grace - DRAIN_NOTICE))
+            rest = grace - DRAIN_NOTICE
+            stops = [self.server.stop(max(0.0, rest))]
+            if self.http is not None:
+                stops.append(self.http.stop(max(0.0, rest)))
+            await asyncio.gather(*stops)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.dispatcher.shutdown)
         self.metrics.stop_http()

@@ -23,6 +23,7 @@ from obscura.server.errors import log_unexpected, status_for
 from obscura.server.service import (
     ENCODED_FORMATS,
     Dispatcher,
+    FrameInput,
     FrameOutput,
     NotReady,
     PipelineService,
@@ -70,6 +71,56 @@ class DaemonState:
             raise NotReady("the daemon is loading its models; retry shortly")
         return self.service
 
+    async def run_frame(
+        self,
+        frame: FrameInput,
+        options: AnonymizeOptions,
+        output_format: str | None,
+        *,
+        new_call: bool = True,
+        track: TrackSequence | None = None,
+        detect: bool = True,
+        admitted: Callable[[], None] | None = None,
+    ) -> FrameOutput:
+        """One frame through the data plane, whatever the protocol: admission control (an
+        :class:`Overloaded` refusal when full), the stream's tracker turn, the worker pool, the
+        watchdog's heartbeat and the metrics. ``admitted`` is called once the frame holds its
+        admission and its tracker turn (before any await, so that turns follow call order)."""
+        service = self.ready_service(new_call=new_call)
+        with self.dispatcher.admit():
+            queued = time.perf_counter()
+            # Taken here, with no await since the frame's task started: frames reach this
+            # point, and the worker pool, in stream order, and so take their turns in order.
+            ticket = track.ticket() if track is not None else None
+            if admitted is not None:
+                admitted()
+            heartbeat = self.heartbeat
+
+            def work() -> tuple[FrameOutput, float]:
+                began = time.perf_counter()
+                token = heartbeat.begin() if heartbeat is not None else None
+                try:
+                    return service.run(frame, options, output_format, ticket, detect), began
+                finally:
+                    if ticket is not None:
+                        ticket.release()
+                    if heartbeat is not None and token is not None:
+                        heartbeat.end(token)
+
+            out, began = await self.dispatcher.run(work)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.stage("queue", began - queued)
+            for stage, seconds in out.timings.items():
+                metrics.stage(stage, seconds)
+            for model, seconds in out.models.items():
+                metrics.inference(model, seconds)
+            metrics.detections(out.counts)
+            metrics.frame("ok")
+            if not detect:
+                metrics.tracked_only()
+        return out
+
 
 @dataclass
 class _Session:
@@ -107,40 +158,11 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
         detect: bool = True,
     ) -> pb.AnonymizeResponse:
         start = time.perf_counter()
-        service = self.state.ready_service(new_call=new_call)
-        frame = frame_from_proto(req)
-        state = self.state
-        with state.dispatcher.admit():
-            queued = time.perf_counter()
-            # Taken here, with no await since the frame's task started: frames reach this
-            # point, and the worker pool, in stream order, and so take their turns in order.
-            ticket = track.ticket() if track is not None else None
-
-            def work() -> tuple[FrameOutput, float]:
-                began = time.perf_counter()
-                token = state.heartbeat.begin() if state.heartbeat is not None else None
-                try:
-                    return service.run(frame, options, output_format, ticket, detect), began
-                finally:
-                    if ticket is not None:
-                        ticket.release()
-                    if state.heartbeat is not None and token is not None:
-                        state.heartbeat.end(token)
-
-            out, began = await state.dispatcher.run(work)
-        total = time.perf_counter() - start
-        metrics = state.metrics
-        if metrics is not None:
-            metrics.stage("queue", began - queued)
-            for stage, seconds in out.timings.items():
-                metrics.stage(stage, seconds)
-            for model, seconds in out.models.items():
-                metrics.inference(model, seconds)
-            metrics.detections(out.counts)
-            metrics.frame("ok")
-            if not detect:
-                metrics.tracked_only()
-        return response_from_output(out, req, total)
+        out = await self.state.run_frame(
+            frame_from_proto(req), options, output_format,
+            new_call=new_call, track=track, detect=detect,
+        )  # fmt: skip
+        return response_from_output(out, req, time.perf_counter() - start)
 
     def _frame_failed(self, exc: BaseException) -> None:
         if self.state.metrics is not None:
