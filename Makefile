@@ -27,9 +27,9 @@ demo: models  ## the daemon on real sample media: serve, anonymize through it, m
 test: models  ## the full test suite, real models included
 	$(BIN)/pytest -q
 
-test-slow: models  ## the long suites: 15,000 generated bad inputs, a 20,000-frame soak
-	HYPOTHESIS_PROFILE=long OBSCURA_SOAK_FRAMES=20000 $(BIN)/pytest -q -s tests/test_fuzz.py \
-		tests/test_soak.py
+test-slow: models  ## the long suites: 15,000 generated bad inputs, 9,000 REST requests, a soak
+	HYPOTHESIS_PROFILE=long OBSCURA_SOAK_FRAMES=20000 OBSCURA_REST_FUZZ=1000 $(BIN)/pytest -q -s \
+		tests/test_fuzz.py tests/test_soak.py tests/test_rest.py
 
 test-fast: setup  ## unit tests only (no model files needed)
 	$(BIN)/pytest -q -m "not models"

@@ -121,11 +121,12 @@ def nginx_args(conf: Path, prefix: Path) -> list[str]:
     ]
 
 
-def test_the_nginx_example_passes_nginx_t(tmp_path: Path) -> None:
+@pytest.mark.parametrize("conf", [NGINX_CONF, NGINX_CONF.with_name("obscura-rest.conf")])
+def test_the_nginx_examples_pass_nginx_t(tmp_path: Path, conf: Path) -> None:
     import subprocess
 
     proc = subprocess.run(
-        [*nginx_args(NGINX_CONF, tmp_path), "-t"], capture_output=True, text=True, check=False
+        [*nginx_args(conf, tmp_path), "-t"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
     assert "test is successful" in proc.stderr

@@ -259,7 +259,7 @@ def test_model_limit_holds_under_threads() -> None:
 def test_every_grpc_status_name_is_a_code(code: str) -> None:
     m = Metrics()
     m.rpc_done("Anonymize", code, 0.01)
-    assert value(samples(m), "obscura_rpc_total", method="Anonymize", code=code) == 1
+    assert value(samples(m), "obscura_rpc_total", **GRPC, method="Anonymize", code=code) == 1
 
 
 def test_shared_registry() -> None:
