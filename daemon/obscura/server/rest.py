@@ -525,9 +525,12 @@ class RestApi:
             # ObscuraError and the others: answered by the exception middleware; anything
             # else is a bug, answered 500 by the outermost middleware (and logged there).
             exception_handlers={
-                HTTPException: failed, ObscuraError: failed, av.FFmpegError: failed,
-                OSError: failed, Exception: failed,
-            },  # fmt: skip
+                HTTPException: failed,
+                ObscuraError: failed,
+                av.FFmpegError: failed,
+                OSError: failed,
+                Exception: failed,
+            },
         )
         app.add_middleware(_Guard, api=self)
         return app
