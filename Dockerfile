@@ -53,7 +53,10 @@ ENV PATH=/opt/obscura/venv/bin:$PATH \
 USER obscura
 WORKDIR /var/lib/obscura
 
-EXPOSE 50051 9464
+# 8080: the REST API, when the command adds `--http-listen 0.0.0.0:8080` (off by default).
+# Its tasks live in /var/lib/obscura/.local/state/obscura/tasks: mount a volume there (or set
+# --tasks-dir) to keep them across container restarts.
+EXPOSE 50051 9464 8080
 # SIGTERM: NOT_SERVING, in-flight calls get [server].grace_period (10 s) to finish, exit 0.
 # Docker's default stop timeout is 10 s: give it the grace period plus a margin
 # (`docker run --stop-timeout 15`, compose `stop_grace_period: 15s`, Kubernetes

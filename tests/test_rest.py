@@ -59,7 +59,12 @@ def _daemon(folder: Path, **server: Any) -> tuple[DaemonProcess, str]:
 def rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, httpx.Client]]:
     folder = tmp_path_factory.mktemp("rest")
     (folder / "tokens").write_text(f"{TOKEN}\n")
-    d, url = _daemon(folder, tokens_file=str(folder / "tokens"), tasks_max=50)
+    d, url = _daemon(
+        folder,
+        tokens_file=str(folder / "tokens"),
+        tasks_max=50,
+        metrics_listen=f"127.0.0.1:{free_port()}",
+    )
     d.start()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
@@ -199,6 +204,35 @@ def test_video_async_tracking_and_downloads(
     # Tracking ran: some boxes come from the tracker, not the detector.
     sources = {d.get("source") for f in frames_meta for d in f["detections"]}
     assert "detector" in sources
+
+
+def test_video_sync_multipart(rest: tuple[DaemonProcess, httpx.Client], data_dir: Path) -> None:
+    _, http = rest
+    video = data_dir / "kpa_movie_face.avi"
+    r = http.post(
+        "/v1/file",
+        params={"license_plate": "false"},
+        files={"file": (video.name, video.read_bytes(), "video/x-msvideo")},
+    )
+    assert r.status_code == 200, r.text
+    task = r.json()
+    assert task["status"] == "done"
+    assert task["type"] == "video"
+    assert task["name"] == video.name
+    assert task["detections"]["face"] > 0
+    frames = http.get(f"/v1/file/{task['id']}/metadata").json()
+    assert len(frames) == task["frames"] > 0
+    assert all(f["filename"] == video.name for f in frames)
+
+
+def test_calls_are_counted_with_their_protocol(rest: tuple[DaemonProcess, httpx.Client]) -> None:
+    d, http = rest
+    http.get("/v1/task/" + "f" * 32)
+    with Client(d.socket, token=TOKEN) as client:
+        client.info()
+    metrics = httpx.get(f"http://{d.server['metrics_listen']}/metrics").text
+    assert 'obscura_rpc_total{code="404",method="task",protocol="http"}' in metrics
+    assert 'obscura_rpc_total{code="OK",method="GetInfo",protocol="grpc"}' in metrics
 
 
 def test_delete_then_404(rest: tuple[DaemonProcess, httpx.Client], data_dir: Path) -> None:

@@ -24,6 +24,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,7 +36,7 @@ import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -327,6 +328,8 @@ def status_for(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and message for an exception; the gRPC mapping's twin."""
     if isinstance(exc, HTTPException):
         return exc.status_code, str(exc.detail)
+    if isinstance(exc, ClientDisconnect):
+        return 400, "the client went away before its upload was complete"
     if isinstance(exc, PayloadTooLarge):
         return 413, str(exc)
     if isinstance(exc, UnsupportedType):
@@ -404,6 +407,8 @@ class RestApi:
                     FAILED, "the daemon stopped before this task finished", 503,
                 )  # fmt: skip
                 self.store.save(task)
+        for event in self.finished.values():
+            event.set()  # synchronous uploads answer with the failure
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         job = asyncio.ensure_future(coro)
@@ -642,6 +647,10 @@ class RestApi:
         if task.status == PROCESSING:
             raise Conflict(f"task {task.id} is processing; delete it once it has finished")
         self.store.tasks.pop(task.id, None)  # a queued task is skipped by the workers
+        event = self.finished.pop(task.id, None)
+        if event is not None:
+            task.status, task.error, task.error_status = FAILED, "deleted before it ran", 404
+            event.set()
         await asyncio.to_thread(self.store.remove, task)
         return Response(status_code=204)
 
@@ -732,7 +741,7 @@ def _scaled_video(src: Path, dst: Path, scale: int) -> None:
 
     with av.open(str(src)) as container:
         fps = container.streams.video[0].average_rate
-    part = dst.with_name(f".{dst.stem}.part{dst.suffix}")
+    part = dst.with_name(f".{dst.stem}.{uuid.uuid4().hex}.part{dst.suffix}")
     writer: MaskVideoWriter | None = None
     try:
         for mask in read_mask_video(src):
@@ -742,10 +751,13 @@ def _scaled_video(src: Path, dst: Path, scale: int) -> None:
                 channels = 1 if small.ndim == 2 else 3
                 writer = MaskVideoWriter(part, w, h, fps or 25, channels)  # type: ignore[arg-type]
             writer.write(small)
+        if writer is not None:
+            writer.close()
+            part.replace(dst)
     finally:
         if writer is not None:
             writer.close()
-    part.replace(dst)
+        part.unlink(missing_ok=True)
 
 
 def _video_frames(paths: OutputPaths, start: int, end: int) -> list[Any]:
@@ -878,6 +890,7 @@ class HttpServer:
             timeout_graceful_shutdown=max(1, int(cfg.grace_period)),
             **tls,
         )
+        self.api.start()  # the tasks of an earlier run are known before the first request
         self._server = _Server(uv_config)
         self._serving = asyncio.ensure_future(self._server.serve(sockets=[sock]))
         while not self._server.started:
@@ -885,7 +898,6 @@ class HttpServer:
                 self._serving.result()
                 raise ConfigError("[server].http_listen: the HTTP server did not start")
             await asyncio.sleep(0.01)
-        self.api.start()
 
     async def stop(self, grace: float) -> None:
         """Stops accepting; open requests and running tasks get ``grace`` seconds."""
