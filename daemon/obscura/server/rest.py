@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -600,11 +600,15 @@ class RestApi:
         return self.store.create(filename, kind, stored, upload.webhook)
 
     async def _body(self, request: Request, staging: Path) -> Path:
+        return await self._store(request.stream(), staging)
+
+    async def _store(self, chunks: AsyncIterator[bytes], staging: Path) -> Path:
+        """Writes an upload's bytes into ``staging``, refusing one over ``upload_max_bytes``."""
         staging.mkdir(parents=True)
         path = staging / "body"
         limit, size = self.config.upload_max_bytes, 0
         with path.open("wb") as f:
-            async for chunk in request.stream():
+            async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge(f"the upload is over {limit} bytes")
@@ -614,7 +618,6 @@ class RestApi:
         return path
 
     async def _multipart(self, request: Request, staging: Path) -> tuple[str, str, Path]:
-        limit = self.config.upload_max_bytes
         try:
             form = await request.form(max_files=1, max_fields=16, max_part_size=1024 * 1024)
         except HTTPException as exc:
@@ -623,17 +626,13 @@ class RestApi:
             part = form.get("file")
             if part is None or isinstance(part, str):
                 raise InvalidInput("multipart body: no file field named 'file'")
-            staging.mkdir(parents=True)
-            path = staging / "body"
-            size = 0
-            with path.open("wb") as f:
-                while chunk := await part.read(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise PayloadTooLarge(f"the upload is over {limit} bytes")
-                    f.write(chunk)
-            if size == 0:
-                raise InvalidInput("the upload is empty")
+            upload = part
+
+            async def chunks() -> AsyncIterator[bytes]:
+                while chunk := await upload.read(1 << 20):
+                    yield chunk
+
+            path = await self._store(chunks(), staging)
             part_type = (part.content_type or "").split(";")[0].strip().lower()
             return part.filename or "", part_type, path
         finally:
