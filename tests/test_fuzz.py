@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from obscura.errors import InvalidInput
-from obscura.imageio import PIXEL_FORMATS, decode_image, raw_size, raw_to_bgr
+from obscura.imageio import RAW_PIXEL_FORMATS, decode_image, raw_size, raw_to_bgr
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.server.convert import options_from_proto, output_format_from_proto
 from obscura_client.client import Client
@@ -164,7 +164,7 @@ def test_zero_sized_declarations_are_refused() -> None:
 
 # --- raw frames ----------------------------------------------------------------------------
 @given(
-    st.sampled_from(PIXEL_FORMATS),
+    st.sampled_from(RAW_PIXEL_FORMATS),
     st.integers(-2, 3000),
     st.integers(-2, 3000),
     st.integers(-40, 40),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from obscura.errors import InvalidInput
-from obscura.imageio import PIXEL_FORMATS, bgr_to_raw, decode_image, probe_image, raw_to_bgr
+from obscura.imageio import RAW_PIXEL_FORMATS, bgr_to_raw, decode_image, probe_image, raw_to_bgr
 from obscura.pipeline.options import AnonymizeOptions, MaskEncoding, Method, SaveMask
 from obscura.server.convert import (
     metadata_from_proto,
@@ -60,7 +60,7 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
         decode_image(bytes(data), 40_000_000)
 
 
-@pytest.mark.parametrize("fmt", PIXEL_FORMATS)
+@pytest.mark.parametrize("fmt", RAW_PIXEL_FORMATS)
 def test_raw_round_trip(fmt: str) -> None:
     ys, xs = np.mgrid[0:48, 0:64]
     image = np.stack([xs * 4, ys * 5, (xs + ys) * 2], axis=2).astype(np.uint8)  # smooth colours

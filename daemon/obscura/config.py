@@ -47,9 +47,11 @@ from typing import Any
 from obscura.backends import BackendConfig
 from obscura.errors import ConfigError
 from obscura.pipeline.detect import DetectorConfig
+from obscura.server.service import DEFAULT_MAX_PIXELS
 from obscura.types import ObjectClass
 from obscura.zoo.manifest import ModelSpec, load_manifest, parse_model
 from obscura.zoo.store import ModelStore, default_cache_dir
+from obscura_client.client import DEFAULT_MAX_MESSAGE
 
 
 def default_socket() -> str:
@@ -75,8 +77,8 @@ class ServerConfig:
     tls_allowed_clients: tuple[str, ...] = ()  # with mutual TLS: allowed certificate CNs
     tokens_file: str = ""  # one bearer token per line; required from every client when set
     metrics_listen: str = "127.0.0.1:9464"  # Prometheus exposition; "" turns it off
-    max_pixels: int = 40_000_000  # larger images are refused from their header, before decoding
-    max_message_bytes: int = 64 * 1024 * 1024  # a raw 4K BGR frame is 25 MB
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused from their header
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE  # 64 MiB; a raw 4K BGR frame is 25 MB
     workers: int = 0  # threads running the pipeline; 0: one per CPU core
     max_inflight: int = 0  # frames queued or running; more are refused; 0: 4 per worker
     stream_depth: int = 2  # frames in flight per stream (order kept)

@@ -2,7 +2,7 @@
 
 from obscura_client.errors import InvalidInput, ObscuraError
 
-__all__ = ["ConfigError", "InvalidInput", "ModelNotReady", "ModelStoreError", "ObscuraError"]
+__all__ = ["ConfigError", "InvalidInput", "ModelStoreError", "ObscuraError"]
 
 
 class ConfigError(ObscuraError):
@@ -11,7 +11,3 @@ class ConfigError(ObscuraError):
 
 class ModelStoreError(ObscuraError):
     """A model is missing, corrupt or cannot be fetched; the message says what to run."""
-
-
-class ModelNotReady(ObscuraError):
-    """Models are not loaded yet."""

@@ -341,7 +341,7 @@ def run_stream(
 ) -> StreamRun:
     """One AnonymizeStream session: ``count`` frames (cycling through ``frames``), or as many
     as fit before the monotonic time ``until``. The first ``warmup`` answers are not counted."""
-    from obscura_client.client import Client, FrameFailed, request_for
+    from obscura_client.client import DEFAULT_MAX_MESSAGE, Client, FrameFailed, request_for
 
     sent: dict[int, float] = {}
     options = _job_options()
@@ -357,7 +357,7 @@ def run_stream(
             i += 1
 
     run = StreamRun()
-    with Client(address, timeout=None, max_message_bytes=64 * 1024 * 1024) as client:
+    with Client(address, timeout=None, max_message_bytes=DEFAULT_MAX_MESSAGE) as client:
         for n, result in enumerate(client.frames(requests(), in_flight=in_flight)):
             done = time.monotonic()
             if isinstance(result, FrameFailed):

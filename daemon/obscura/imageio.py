@@ -129,7 +129,7 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[str, ImageArray]:
     return fmt, np.asarray(decoded, dtype=np.uint8)
 
 
-PIXEL_FORMATS = ("bgr24", "rgb24", "nv12", "gray8")
+RAW_PIXEL_FORMATS = ("bgr24", "rgb24", "nv12", "gray8")
 
 
 def raw_size(width: int, height: int, pixel_format: str) -> int:
@@ -139,7 +139,9 @@ def raw_size(width: int, height: int, pixel_format: str) -> int:
         return width * height
     if pixel_format == "nv12":
         return width * height * 3 // 2
-    raise InvalidInput(f"unknown pixel format {pixel_format!r} (known: {', '.join(PIXEL_FORMATS)})")
+    raise InvalidInput(
+        f"unknown pixel format {pixel_format!r} (known: {', '.join(RAW_PIXEL_FORMATS)})"
+    )
 
 
 def raw_to_bgr(
@@ -185,4 +187,6 @@ def bgr_to_raw(image: ImageArray, pixel_format: str) -> bytes:
         uv = np.empty(h * w // 2, dtype=np.uint8)
         uv[0::2], uv[1::2] = u, v
         return y.tobytes() + uv.tobytes()
-    raise InvalidInput(f"unknown pixel format {pixel_format!r} (known: {', '.join(PIXEL_FORMATS)})")
+    raise InvalidInput(
+        f"unknown pixel format {pixel_format!r} (known: {', '.join(RAW_PIXEL_FORMATS)})"
+    )

@@ -102,12 +102,6 @@ class Detections:
     def with_masks(self, masks: Sequence[BoxMask | None]) -> Detections:
         return Detections(self.xyxy, self.scores, self.class_ids, tuple(masks))
 
-    @property
-    def areas(self) -> FloatArray:
-        wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
-        area: FloatArray = (wh[:, 0] * wh[:, 1]).astype(np.float32)
-        return area
-
     @staticmethod
     def concat(parts: Sequence[Detections]) -> Detections:
         parts = [p for p in parts if len(p)]

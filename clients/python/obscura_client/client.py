@@ -40,7 +40,7 @@ from obscura_client.errors import InvalidInput, ObscuraError
 from obscura_client.types import ImageArray
 from obscura_client.v1 import anonymizer_pb2 as pb
 from obscura_client.v1 import anonymizer_pb2_grpc as pb_grpc
-from obscura_client.wire import IMAGE_FORMATS, PIXEL_FORMATS, FrameMetadata, Options
+from obscura_client.wire import IMAGE_FORMAT_NAMES, PIXEL_FORMAT_NAMES, FrameMetadata, Options
 
 __all__ = [
     "AsyncClient",
@@ -201,7 +201,7 @@ class Result:
         """The anonymized image as BGR uint8."""
         if self.raw is not None:
             r = self.raw
-            return raw_pixels(r.data, r.width, r.height, PIXEL_FORMATS[r.format])
+            return raw_pixels(r.data, r.width, r.height, PIXEL_FORMAT_NAMES[r.format])
         return decode_image(self.image)
 
     def binary_mask(self) -> ImageArray | None:
@@ -247,7 +247,7 @@ def result_from(response: pb.AnonymizeResponse) -> Result:
         frame_index=response.frame_index,
         timestamp=response.timestamp,
         image=response.encoded if which == "encoded" else response.raw.data,
-        format=IMAGE_FORMATS.get(response.format) or "",
+        format=IMAGE_FORMAT_NAMES.get(response.format) or "",
         raw=response.raw if which == "raw" else None,
         binary_mask_data=response.binary_mask,
         instance_mask_data=response.instance_mask,

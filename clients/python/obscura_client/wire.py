@@ -192,14 +192,14 @@ MASK_FORMATS = {
     pb.MASK_FORMAT_RAW: "raw",
 }
 MASK_FORMATS_BACK = {"png": pb.MASK_FORMAT_PNG, "raw": pb.MASK_FORMAT_RAW}
-PIXEL_FORMATS = {
+PIXEL_FORMAT_NAMES = {
     pb.PIXEL_FORMAT_BGR24: "bgr24",
     pb.PIXEL_FORMAT_RGB24: "rgb24",
     pb.PIXEL_FORMAT_NV12: "nv12",
     pb.PIXEL_FORMAT_GRAY8: "gray8",
 }
-PIXEL_FORMATS_BACK = {v: k for k, v in PIXEL_FORMATS.items()}
-IMAGE_FORMATS = {
+PIXEL_FORMAT_CODES = {v: k for k, v in PIXEL_FORMAT_NAMES.items()}
+IMAGE_FORMAT_NAMES = {
     pb.IMAGE_FORMAT_UNSPECIFIED: None,
     pb.IMAGE_FORMAT_JPEG: "jpeg",
     pb.IMAGE_FORMAT_PNG: "png",
@@ -207,7 +207,7 @@ IMAGE_FORMATS = {
     pb.IMAGE_FORMAT_BMP: "bmp",
     pb.IMAGE_FORMAT_RAW: "raw",
 }
-IMAGE_FORMATS_BACK = {v: k for k, v in IMAGE_FORMATS.items() if v is not None}
+IMAGE_FORMAT_CODES = {v: k for k, v in IMAGE_FORMAT_NAMES.items() if v is not None}
 
 
 def _enum(table: Mapping[Any, Any], value: int, what: str) -> Any:
@@ -305,7 +305,7 @@ class Options:
             mask_scale=self.mask_scale,
             mask_encoding=_ENCODINGS_BACK[MaskEncoding(self.mask_encoding)],
             output_format=(
-                IMAGE_FORMATS_BACK[self.output_format]
+                IMAGE_FORMAT_CODES[self.output_format]
                 if self.output_format
                 else pb.IMAGE_FORMAT_UNSPECIFIED
             ),
@@ -364,7 +364,7 @@ class Options:
             save_mask=_enum(_SAVE_MASKS, msg.save_mask, "options.save_mask"),
             mask_scale=msg.mask_scale or 100,
             mask_encoding=_enum(_ENCODINGS, msg.mask_encoding, "options.mask_encoding"),
-            output_format=_enum(IMAGE_FORMATS, msg.output_format, "options.output_format"),
+            output_format=_enum(IMAGE_FORMAT_NAMES, msg.output_format, "options.output_format"),
             quality=msg.quality or 90,
             fill_color=fill,
             track_hold=msg.track_hold if msg.HasField("track_hold") else None,

@@ -30,11 +30,6 @@ def adapter_class(family: str) -> type[ModelAdapter[Any]]:
         raise ConfigError(f"unknown model family {family!r} (known: {known})") from None
 
 
-def families() -> list[str]:
-    _load_builtin_families()
-    return sorted(_FAMILIES)
-
-
 _BUILTIN = ("centerface", "retinaface", "nanodet", "scrfd", "ssd", "ssd_tflite", "yolov8")
 
 

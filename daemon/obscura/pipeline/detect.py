@@ -266,13 +266,6 @@ class Detector:
         cut.update(overrides or {})
         return cut
 
-    def supported_classes(self) -> frozenset[ObjectClass]:
-        out: set[ObjectClass] = set()
-        for m in (self.faces, self.objects, self.plates):
-            if m is not None:
-                out |= set(m.spec.classes)
-        return frozenset(out)
-
     # --- detection ----------------------------------------------------------------------
     def detect(
         self,

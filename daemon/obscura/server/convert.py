@@ -10,9 +10,9 @@ from obscura.pipeline.options import AnonymizeOptions
 from obscura.server.service import FrameInput, FrameOutput, RawImage
 from obscura_client.v1 import anonymizer_pb2 as pb
 from obscura_client.wire import (
-    IMAGE_FORMATS_BACK,
-    PIXEL_FORMATS,
-    PIXEL_FORMATS_BACK,
+    IMAGE_FORMAT_CODES,
+    PIXEL_FORMAT_CODES,
+    PIXEL_FORMAT_NAMES,
     FrameMetadata,
     Options,
 )
@@ -45,12 +45,12 @@ def frame_from_proto(req: pb.AnonymizeRequest) -> FrameInput:
         return FrameInput(encoded=req.encoded, name=name, folder=req.folder)
     if which == "raw":
         raw = req.raw
-        if raw.format not in PIXEL_FORMATS:
+        if raw.format not in PIXEL_FORMAT_NAMES:
             raise InvalidInput(
                 f"raw.format: unknown pixel format {raw.format} (BGR24, RGB24, NV12, GRAY8)"
             )
         return FrameInput(
-            raw=RawImage(raw.width, raw.height, PIXEL_FORMATS[raw.format], raw.data),
+            raw=RawImage(raw.width, raw.height, PIXEL_FORMAT_NAMES[raw.format], raw.data),
             name=name,
             folder=req.folder,
         )
@@ -73,7 +73,7 @@ def response_from_output(
     resp = pb.AnonymizeResponse(
         frame_index=req.frame_index,
         timestamp=req.timestamp,
-        format=IMAGE_FORMATS_BACK[out.format],
+        format=IMAGE_FORMAT_CODES[out.format],
         metadata=metadata_to_proto(out.metadata),
         timings=pb.Timings(
             decode=out.timings["decode"],
@@ -91,7 +91,7 @@ def response_from_output(
             pb.RawFrame(
                 width=out.raw.width,
                 height=out.raw.height,
-                format=PIXEL_FORMATS_BACK[out.raw.pixel_format],
+                format=PIXEL_FORMAT_CODES[out.raw.pixel_format],
                 data=out.raw.data,
             )
         )

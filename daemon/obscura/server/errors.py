@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from obscura.errors import ConfigError, InvalidInput, ModelNotReady
+from obscura.errors import ConfigError, InvalidInput
 from obscura.server.service import NotReady, Overloaded, PermissionDenied, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, Overloaded):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
-    if isinstance(exc, NotReady | ModelNotReady):
+    if isinstance(exc, NotReady):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, Unauthenticated):
         return grpc.StatusCode.UNAUTHENTICATED, str(exc)

@@ -42,7 +42,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from obscura.config import ServerConfig
-from obscura.errors import ConfigError, InvalidInput, ModelNotReady, ObscuraError
+from obscura.errors import ConfigError, InvalidInput, ObscuraError
 from obscura.pipeline.masks import png_bytes, scaled
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import TrackSequence
@@ -340,7 +340,7 @@ def status_for(exc: BaseException) -> tuple[int, str]:
         return 409, str(exc)
     if isinstance(exc, StoreFull | Overloaded):
         return 429, str(exc)
-    if isinstance(exc, NotReady | ModelNotReady):
+    if isinstance(exc, NotReady):
         return 503, str(exc)
     if isinstance(exc, InvalidInput | ConfigError):
         return 400, str(exc)

@@ -25,6 +25,7 @@ from obscura.pipeline.masks import png_bytes
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import TrackerLike
 from obscura.types import ImageArray
+from obscura_client.client import DEFAULT_MAX_MESSAGE
 
 T = TypeVar("T")
 
@@ -78,10 +79,15 @@ class FrameOutput:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+# The daemon's defaults, one place: [server] max_pixels and max_message_bytes start here, and the
+# message limit is the clients' own default too.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
 @dataclass(frozen=True)
 class Limits:
-    max_pixels: int = 40_000_000
-    max_message_bytes: int = 64 * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE
 
 
 class PipelineService:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from obscura import __version__
-from obscura.imageio import PIXEL_FORMATS
+from obscura.imageio import RAW_PIXEL_FORMATS
 from obscura.pipeline.options import AnonymizeOptions, MaskEncoding, Method
 from obscura.pipeline.track import Tracker, TrackerConfig, TrackSequence
 from obscura.server.convert import (
@@ -256,7 +256,7 @@ class AnonymizerServicer(pb_grpc.AnonymizerServicer):
             models=[pb.ModelInfo(**m) for m in state.models],
             classes=[c.label for c in ObjectClass],
             methods=[m.value for m in Method],
-            pixel_formats=list(PIXEL_FORMATS),
+            pixel_formats=list(RAW_PIXEL_FORMATS),
             image_formats=[*ENCODED_FORMATS, "raw"],
             mask_encodings=[e.value for e in MaskEncoding],
             limits=pb.Limits(

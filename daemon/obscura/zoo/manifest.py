@@ -63,12 +63,6 @@ class ModelSpec:
     input_name: str | None = None
     input_shape: tuple[int, ...] | None = None
 
-    def class_of(self, model_class_id: int) -> ObjectClass | None:
-        for cls, ids in self.classes.items():
-            if model_class_id in ids:
-                return cls
-        return None
-
     def describe_source(self) -> str:
         if self.source is not None:
             return self.source.describe()
