@@ -65,3 +65,26 @@ def test_concat_pads_missing_masks_with_none() -> None:
 def test_box_mask_must_be_2d_bool() -> None:
     with pytest.raises(ValueError, match="2-D bool"):
         BoxMask(0, 0, np.ones((2, 2), np.uint8))  # type: ignore[arg-type]
+
+
+def test_one_boolean_index_filters_tracks_too() -> None:
+    det = Detections(
+        np.array([[0, 0, 1, 1], [1, 1, 2, 2], [2, 2, 3, 3]], np.float32),
+        np.array([0.9, 0.5, 0.7], np.float32),
+        np.array([1, 2, 1], np.int32),
+    ).with_tracks([7, 8, 9], ["detector", "track", "detector"])
+    kept = det[np.array([True, False, True])]
+    assert kept.track_ids == (7, 9)
+    assert kept.sources == ("detector", "detector")
+    assert kept.with_class_ids(np.array([3, 3], np.int32)).track_ids == (7, 9)
+    assert det[np.array([], np.int64)].track_ids == ()
+
+
+def test_tracks_must_cover_every_detection_and_not_mix() -> None:
+    one = Detections(np.zeros((1, 4), np.float32), np.ones(1, np.float32), np.ones(1, np.int32))
+    with pytest.raises(ValueError, match="track_ids and sources"):
+        Detections(one.xyxy, one.scores, one.class_ids, track_ids=(1,))
+    with pytest.raises(ValueError, match="tracked and untracked"):
+        Detections.concat([one, one.with_tracks([1], ["track"])])
+    both = Detections.concat([one.with_tracks([1], ["track"]), one.with_tracks([2], ["detector"])])
+    assert both.track_ids == (1, 2)

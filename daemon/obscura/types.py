@@ -58,13 +58,17 @@ class Detections:
 
     ``class_ids`` are a model's own class indices inside model adapters, and
     :class:`ObjectClass` codes once the pipeline has mapped them. ``masks`` is either empty
-    (no detection has a mask) or holds one optional box-local mask per detection.
+    (no detection has a mask) or holds one optional box-local mask per detection. After
+    tracking (video), ``track_ids`` and ``sources`` ("detector" or "track") hold one entry per
+    detection; before, they are empty. Indexing filters every column at once.
     """
 
     xyxy: FloatArray = field(default_factory=lambda: _empty_f((0, 4)))
     scores: FloatArray = field(default_factory=lambda: _empty_f((0,)))
     class_ids: IntArray = field(default_factory=lambda: np.zeros((0,), dtype=np.int32))
     masks: tuple[BoxMask | None, ...] = ()
+    track_ids: tuple[int, ...] = ()
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = self.xyxy.shape[0] if self.xyxy.ndim == 2 else -1
@@ -76,6 +80,13 @@ class Detections:
             raise ValueError(f"class_ids must have shape ({n},), got {self.class_ids.shape}")
         if self.masks and len(self.masks) != n:
             raise ValueError(f"masks must be empty or hold {n} entries, got {len(self.masks)}")
+        if len(self.track_ids) != len(self.sources) or (
+            self.track_ids and len(self.track_ids) != n
+        ):
+            raise ValueError(
+                f"track_ids and sources must both be empty or hold {n} entries, got "
+                f"{len(self.track_ids)} and {len(self.sources)}"
+            )
         object.__setattr__(self, "xyxy", np.asarray(self.xyxy, dtype=np.float32))
         object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float32))
         object.__setattr__(self, "class_ids", np.asarray(self.class_ids, dtype=np.int32))
@@ -84,23 +95,35 @@ class Detections:
         return int(self.xyxy.shape[0])
 
     def __getitem__(self, index: NDArray[np.bool_] | NDArray[np.integer] | slice) -> Detections:
-        picked = np.arange(len(self))[index]
+        picked = np.arange(len(self))[index].tolist()
         masks = tuple(self.masks[i] for i in picked) if self.masks else ()
         return Detections(
             xyxy=self.xyxy[picked],
             scores=self.scores[picked],
             class_ids=self.class_ids[picked],
             masks=masks,
+            track_ids=tuple(self.track_ids[i] for i in picked) if self.track_ids else (),
+            sources=tuple(self.sources[i] for i in picked) if self.sources else (),
         )
+
+    def with_tracks(self, track_ids: Sequence[int], sources: Sequence[str]) -> Detections:
+        return Detections(
+            self.xyxy, self.scores, self.class_ids, self.masks,
+            tuple(int(t) for t in track_ids), tuple(sources),
+        )  # fmt: skip
 
     def mask_at(self, i: int) -> BoxMask | None:
         return self.masks[i] if self.masks else None
 
     def with_class_ids(self, class_ids: IntArray) -> Detections:
-        return Detections(self.xyxy, self.scores, class_ids, self.masks)
+        return Detections(
+            self.xyxy, self.scores, class_ids, self.masks, self.track_ids, self.sources
+        )
 
     def with_masks(self, masks: Sequence[BoxMask | None]) -> Detections:
-        return Detections(self.xyxy, self.scores, self.class_ids, tuple(masks))
+        return Detections(
+            self.xyxy, self.scores, self.class_ids, tuple(masks), self.track_ids, self.sources
+        )
 
     @staticmethod
     def concat(parts: Sequence[Detections]) -> Detections:
@@ -113,9 +136,14 @@ class Detections:
             )
         else:
             masks = ()
+        tracked = [bool(p.track_ids) for p in parts]
+        if any(tracked) and not all(tracked):
+            raise ValueError("cannot join tracked and untracked detections")
         return Detections(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             scores=np.concatenate([p.scores for p in parts]),
             class_ids=np.concatenate([p.class_ids for p in parts]),
             masks=masks,
+            track_ids=tuple(t for p in parts for t in p.track_ids),
+            sources=tuple(s for p in parts for s in p.sources),
         )

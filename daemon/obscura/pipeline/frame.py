@@ -64,10 +64,18 @@ class FrameResult:
     options: AnonymizeOptions
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     model_timings: dict[str, float] = field(default_factory=dict)  # inference seconds per model
-    # With tracking (video): each detection's track id and source ("detector" or "track").
-    track_ids: list[int] | None = None
-    sources: list[str] | None = None
+    tracked: bool = False  # video: the detections carry their track ids and sources
     zone_regions: list[Region] = field(default_factory=list)  # privacy zones in the frame
+
+    @property
+    def track_ids(self) -> list[int] | None:
+        """Each detection's track id (None without tracking)."""
+        return list(self.detections.track_ids) if self.tracked else None
+
+    @property
+    def sources(self) -> list[str] | None:
+        """Each detection's source, "detector" or "track" (None without tracking)."""
+        return list(self.detections.sources) if self.tracked else None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -121,7 +129,6 @@ class FrameResult:
             )
             cls = ObjectClass(int(det.class_ids[i]))
             r, g, b = self.colours.colours[i]
-            tracked = self.track_ids is not None and self.sources is not None
             out.append(
                 DetectionRecord(
                     id=i,
@@ -134,8 +141,8 @@ class FrameResult:
                     type=int(cls),
                     color=(int(r), int(g), int(b)),
                     covered_in_mask=self.covered[i],
-                    source=self.sources[i] if self.sources is not None and tracked else "",
-                    track_id=self.track_ids[i] if self.track_ids is not None and tracked else None,
+                    source=det.sources[i] if self.tracked else "",
+                    track_id=det.track_ids[i] if self.tracked else None,
                 )
             )
         return out
@@ -233,15 +240,8 @@ class FrameProcessor:
         else:
             det = Detections()
         det = kept(det)
-        track_ids: list[int] | None = None
-        sources: list[str] | None = None
         if tracker is not None:
-            tracked = tracker.update(det, size, detect, weak)
-            det, track_ids, sources = (
-                tracked.detections,
-                tracked.track_ids.tolist(),
-                tracked.sources,
-            )
+            det = tracker.update(det, size, detect, weak).detections  # with ids and sources
         detected = time.perf_counter()
         regions = regions_for(det, size, options)
         keep = [r is not None for r in regions]  # boxes wholly outside the frame go
@@ -250,9 +250,6 @@ class FrameProcessor:
         if not all(keep):
             det = det[np.array(keep, dtype=np.bool_)]
             regions = [r for r, k in zip(regions, keep, strict=True) if k]
-            if track_ids is not None and sources is not None:
-                track_ids = [t for t, k in zip(track_ids, keep, strict=True) if k]
-                sources = [s for s, k in zip(sources, keep, strict=True) if k]
         out = image if inplace else image.copy()
         zone_regions: list[Region] = []
         r, g, b = options.fill_rgb
@@ -273,7 +270,6 @@ class FrameProcessor:
             options=options,
             timings={"detect": detected - start, "anonymize": done - detected},
             model_timings=models,
-            track_ids=track_ids,
-            sources=sources,
+            tracked=tracker is not None,
             zone_regions=zone_regions,
         )

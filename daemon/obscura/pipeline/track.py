@@ -72,11 +72,17 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class Tracked:
-    """A frame's detections after tracking, with each one's track id and source."""
+    """A frame's detections after tracking; each carries its track id and source."""
 
     detections: Detections
-    track_ids: NDArray[np.int64]
-    sources: list[str]
+
+    @property
+    def track_ids(self) -> NDArray[np.int64]:
+        return np.asarray(self.detections.track_ids, dtype=np.int64)
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.detections.sources)
 
 
 def greedy_match(iou: FloatArray, least: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -227,6 +233,7 @@ class Tracker:
         out = Detections.concat([shown, carried_det]) if len(keep_carry) else shown
         ids = np.concatenate([track_ids, self._ids[keep_carry]])
         sources = [SOURCE_DETECTOR] * n_det + [SOURCE_TRACK] * len(keep_carry)
+        out = out.with_tracks(ids.tolist(), sources)
         # Drop the dead, append the fresh.
         n_fresh = len(fresh)
         self._anchor = np.concatenate([self._anchor[alive], det.xyxy[fresh].astype(np.float32)])
@@ -237,7 +244,7 @@ class Tracker:
         self._missed = np.concatenate([self._missed[alive], np.zeros(n_fresh, np.int32)])
         self._hits = np.concatenate([self._hits[alive], np.ones(n_fresh, np.int32)])
         self._ids = np.concatenate([self._ids[alive], fresh_ids])
-        return Tracked(out, ids, sources)
+        return Tracked(out)
 
 
 class TrackerLike(Protocol):
