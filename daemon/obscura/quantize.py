@@ -37,7 +37,7 @@ from obscura.backends import (
 from obscura.errors import ModelStoreError
 from obscura.imageio import read_image
 from obscura.types import ImageArray, ObjectClass
-from obscura.zoo.store import INT8_QUANTIZER, ModelStore
+from obscura.zoo.store import CONVERTERS_HINT, INT8_QUANTIZER, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,6 @@ def quantize(
     force: bool = False,
 ) -> list[QuantizeResult]:
     """Makes the INT8 variant of each named registry model that lacks one (or all, ``force``)."""
-    import nncf
     import openvino as ov
 
     todo = [n for n in names if store.spec(n).source is not None]
@@ -162,6 +161,10 @@ def quantize(
     todo = [n for n in todo if force or store.int8_status(n) != "ready"]
     if not todo:
         return results
+    try:
+        import nncf
+    except ImportError:
+        raise ModelStoreError(CONVERTERS_HINT.replace("converting", "quantizing")) from None
     images, calibration_id = calibration_images(calibration, store.cache_dir)
     recorded = _record(store, todo, images)
     core = ov.Core()

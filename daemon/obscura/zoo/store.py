@@ -164,6 +164,7 @@ class ModelStore:
         xml = target / "model.xml"
         if xml.exists():
             return xml
+        require_converters()
         import openvino as ov
 
         from obscura.zoo import onnx_tools
@@ -534,8 +535,23 @@ def _deb_member(deb: Path, path: str) -> bytes:
     raise ModelStoreError(f"{deb.name} has no data.tar member")
 
 
+CONVERTERS_HINT = (
+    "converting models needs the converters, an extra of the daemon's distribution: "
+    "pip install 'obscura[convert]' (a runtime install runs models converted elsewhere)"
+)
+
+
+def require_converters() -> None:
+    """Raises :class:`ModelStoreError` with the install hint where ``onnx`` is missing."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ModelStoreError(CONVERTERS_HINT) from None
+
+
 def _convert(spec: ModelSpec, sources: list[Path], work: Path) -> dict[str, Path]:
     """Converts the verified sources; returns the written files by kind ('ir', 'onnx')."""
+    require_converters()
     import openvino as ov
 
     from obscura.zoo import onnx_tools
