@@ -10,11 +10,12 @@ DEMO_OUT ?= out/demo
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml tools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ./clients/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./tools
 	touch $@
 
 models: setup  ## fetch, verify and convert the default models (idempotent)

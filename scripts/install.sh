@@ -174,6 +174,7 @@ cmd_venv() {
         say "installing the project (editable, [$extras]) into $dir"
         pip install --quiet -e "$REPO/clients/python"
         pip install --quiet -e "$REPO[$extras]"
+        pip install --quiet -e "$REPO/tools"
     else
         spec=$REPO
         [ -z "$extras" ] || spec="$REPO[$extras]"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from obscura.bench import run_bench, write_report
+from obscura_tools.bench import run_bench, write_report
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from obscura.backends import BackendConfig, create_backend
-from obscura.evaluate import evaluate, iou_matrix, load_annotations
 from obscura.pipeline.detect import Detector, DetectorConfig
 from obscura.types import ImageArray, ObjectClass
 from obscura.zoo.store import ModelStore
+from obscura_tools.evaluate import evaluate, iou_matrix, load_annotations
 
 pytestmark = pytest.mark.models
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from obscura.evaluate import GroundTruth, load_annotations, match, width_bucket
 from obscura.types import ObjectClass
+from obscura_tools.evaluate import GroundTruth, load_annotations, match, width_bucket
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from obscura.errors import InvalidInput
-from obscura.flicker import SIZE, background_names, build
+from obscura_tools.flicker import SIZE, background_names, build
 
 
 def own_folder(data_dir: Path, folder: Path) -> Path:
@@ -91,7 +91,7 @@ def test_flicker_command_on_an_own_folder(data_dir: Path, tmp_path: Path) -> Non
 
 
 def test_halves_share_no_face(data_dir: Path) -> None:
-    from obscura.flicker import face_crops
+    from obscura_tools.flicker import face_crops
 
     whole = face_crops(data_dir)
     halves = [face_crops(data_dir, half=h) for h in (0, 1)]
@@ -105,7 +105,7 @@ def test_halves_share_no_face(data_dir: Path) -> None:
 
 
 def test_a_face_under_a_later_crop_is_not_in_view(tmp_path: Path) -> None:
-    from obscura.flicker import FaceTrack, TestVideo
+    from obscura_tools.flicker import FaceTrack, TestVideo
 
     crop = np.zeros((40, 40, 3), np.uint8)
     below = FaceTrack(crop, 0, 10, 100.0, 100.0, 0.0, 0.0, (0.25, 0.25, 0.75, 0.75))

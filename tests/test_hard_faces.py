@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from obscura.backends import BackendConfig, create_backend
-from obscura.evaluate import ClassCounts, GroundTruth, load_annotations, match
 from obscura.models.base import iou_matrix
 from obscura.pipeline import detect as detect_module
 from obscura.pipeline.detect import Detector, DetectorConfig
@@ -21,6 +20,7 @@ from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import SOURCE_DETECTOR, SOURCE_TRACK, Tracker, TrackerConfig
 from obscura.types import Detections, ImageArray, ObjectClass
 from obscura.zoo.store import ModelStore
+from obscura_tools.evaluate import ClassCounts, GroundTruth, load_annotations, match
 
 pytestmark = pytest.mark.models
 

@@ -13,9 +13,11 @@ import pytest
 
 from obscura.backends import create_backend
 from obscura.config import load_config
-from obscura.evaluate import ClassCounts, evaluate, load_annotations
 from obscura.pipeline.detect import Detector
-from obscura.platebench.build import (
+from obscura.types import ObjectClass
+from obscura.zoo.store import ModelStore, default_cache_dir
+from obscura_tools.evaluate import ClassCounts, evaluate, load_annotations
+from obscura_tools.platebench.build import (
     DIFFICULT_WIDTH,
     PLATE_MM,
     build,
@@ -24,8 +26,6 @@ from obscura.platebench.build import (
     plate_quad,
     style_for,
 )
-from obscura.types import ObjectClass
-from obscura.zoo.store import ModelStore, default_cache_dir
 
 CACHE = default_cache_dir() / "platebench"
 PLATE = ObjectClass.LICENSE_PLATE

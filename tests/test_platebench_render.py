@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from obscura.errors import ModelStoreError
-from obscura.platebench.render import (
+from obscura.zoo.store import default_cache_dir, sha256_of
+from obscura_tools.platebench.render import (
     FONT_NAMES,
     PROVINCES,
     STYLES,
@@ -21,7 +22,6 @@ from obscura.platebench.render import (
     random_style,
     render_plate,
 )
-from obscura.zoo.store import default_cache_dir, sha256_of
 
 SIZES_MM = {
     "eu": {(520, 110)},

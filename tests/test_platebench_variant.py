@@ -14,9 +14,10 @@ import pytest
 from test_platebench import _digest
 
 from obscura.errors import ConfigError
-from obscura.platebench.build import build
-from obscura.platebench.render import RenderedPlate, font_specs
-from obscura.platebench.variant import (
+from obscura.zoo.store import default_cache_dir
+from obscura_tools.platebench.build import build
+from obscura_tools.platebench.render import RenderedPlate, font_specs
+from obscura_tools.platebench.variant import (
     CONDITIONS_B,
     PLATE_MM_B,
     STYLES_B,
@@ -28,7 +29,6 @@ from obscura.platebench.variant import (
     render_holder,
     render_plate_b,
 )
-from obscura.zoo.store import default_cache_dir
 
 CACHE = default_cache_dir() / "platebench"
 ANNOTATION_KEYS = {"label", "bbox", "style", "condition", "vehicle", "view", "source"}

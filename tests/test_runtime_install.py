@@ -1,5 +1,6 @@
-"""The runtime install (`pip install .`, no extras) carries no model converters: the daemon,
-the CLI and the pipeline run with `onnx` and `nncf` absent, and converting says what to add."""
+"""The runtime install (`pip install .`, no extras) carries no model converters and no
+measuring tools: the daemon, the CLI and the pipeline run with `onnx`, `nncf` and
+`obscura_tools` absent, and converting or measuring says what to add."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERTERS = ("onnx", "nncf")
+ABSENT = (*CONVERTERS, "obscura_tools")
 
 # A finder that makes the converters unimportable, as in a runtime install.
 BLOCK = """
@@ -38,7 +40,7 @@ def _dependency_names(specs: list[str]) -> set[str]:
 def test_the_runtime_dependencies_leave_out_the_converters() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = _dependency_names(project["dependencies"])
-    assert not runtime & set(CONVERTERS)
+    assert not runtime & {*CONVERTERS, "obscura-tools", "pillow"}
     assert set(CONVERTERS) <= _dependency_names(project["optional-dependencies"]["convert"])
 
 
@@ -48,14 +50,16 @@ def test_the_pipeline_and_the_daemon_run_without_the_converters(
 ) -> None:
     image = data_dir / "deface_city.jpg"
     script = (
-        BLOCK.format(blocked=CONVERTERS)
+        BLOCK.format(blocked=ABSENT)
         + f"""
 from pathlib import Path
 from obscura.cli import main
 import obscura.server.app, obscura.server.rest, obscura.local  # the daemon's modules load
 rc = main(["anonymize", {str(image)!r}, "-o", {str(tmp_path / "out")!r}])
 assert rc == 0, rc
-assert not any(m.split(".")[0] in {CONVERTERS!r} for m in sys.modules)
+assert not any(m.split(".")[0] in {ABSENT!r} for m in sys.modules)
+# A measuring tool: it says what to install.
+assert main(["eval", {str(image.parent)!r}, "--annotations", "a.json"]) == 2
 from obscura.errors import ModelStoreError
 from obscura.zoo.store import require_converters
 try:
@@ -70,3 +74,5 @@ except ModelStoreError as exc:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "out" / "deface_city.jpg").is_file()
     assert "pip install 'obscura[convert]'" in proc.stdout
+    assert "`obscura eval` is one of the measuring tools" in proc.stderr
+    assert "pip install ./tools" in proc.stderr

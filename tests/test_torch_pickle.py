@@ -138,10 +138,10 @@ def test_the_rebuilt_yolov8_graph_finds_the_plate(tmp_path: Path, data_dir: Path
 
     from obscura.backends import BackendConfig, ModelFiles
     from obscura.backends.openvino import OpenVINOBackend
-    from obscura.evaluate import iou_matrix
     from obscura.imageio import read_image
     from obscura.models.yolov8 import YOLOv8Adapter, YOLOv8Config
     from obscura.zoo.yolov8_graph import build_detect_model
+    from obscura_tools.evaluate import iou_matrix
 
     (path,) = fetch_sample(PYPLATEX, ModelStore().cache_dir / ".checkpoints")
     model = build_detect_model(load_checkpoint(path)["model"], (640, 640))
@@ -166,9 +166,9 @@ def test_the_model_store_imports_the_checkpoint(model_store: ModelStore, load_im
     """`obscura models fetch` converts the checkpoint like any model (and makes its INT8
     variant); as the plate model of the pipeline it finds the test plate."""
     from obscura.backends import BackendConfig, create_backend
-    from obscura.evaluate import iou_matrix
     from obscura.pipeline.detect import Detector, DetectorConfig
     from obscura.types import ObjectClass
+    from obscura_tools.evaluate import iou_matrix
 
     assert model_store.status("pyplatex-plates") == "ready"
     assert model_store.int8_status("pyplatex-plates") == "ready"

@@ -318,7 +318,7 @@ def test_detect_every_needs_tracking() -> None:
 def test_flicker_benchmark_scores_tracking(data_dir: Path, tmp_path: Path) -> None:
     """The flicker benchmark's video and metric, small: ground truth is where the faces were
     pasted, and tracking hides more of the face frames than frame-by-frame detection."""
-    from obscura.flicker import build, run_flicker, score
+    from obscura_tools.flicker import build, run_flicker, score
 
     video = build(data_dir, tmp_path / "v.mp4", frames=40)
     assert video.faces

@@ -476,8 +476,20 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     return remote.cmd_watch(args, _engine)
 
 
+def _need_tools(command: str) -> None:
+    """The measuring tools are a distribution of their own (tools/), not in a runtime install."""
+    try:
+        import obscura_tools  # noqa: F401
+    except ImportError:
+        raise ObscuraError(
+            f"`obscura {command}` is one of the measuring tools, which this install lacks: "
+            "pip install ./tools (from the source tree; `make setup` does)"
+        ) from None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from obscura.bench import run_bench, write_report
+    _need_tools("bench")
+    from obscura_tools.bench import run_bench, write_report
 
     sizes = []
     for item in args.resolutions.split(","):
@@ -501,7 +513,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_flicker(args: argparse.Namespace) -> int:
-    from obscura.flicker import run_flicker
+    _need_tools("flicker")
+    from obscura_tools.flicker import run_flicker
 
     report = run_flicker(
         args.faces_data,
@@ -548,7 +561,8 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from obscura.evaluate import evaluate, load_annotations, report_table
+    _need_tools("eval")
+    from obscura_tools.evaluate import evaluate, load_annotations, report_table
 
     detector = _detector(_config(args))
     annotations = load_annotations(args.annotations, args.meta)
@@ -568,7 +582,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_plates_build(args: argparse.Namespace) -> int:
-    from obscura.platebench.build import build
+    _need_tools("plates build")
+    from obscura_tools.platebench.build import build
 
     if args.frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {args.frames}")

@@ -78,9 +78,9 @@ class RenderedPlate:
 
 def font_specs(text: str | None = None, section: str = "fonts") -> dict[str, SampleSpec]:
     """The fonts ``fonts.toml`` (or ``text`` in its format) lists under ``section``, by name
-    (``variant_fonts``: those of :mod:`obscura.platebench.variant`)."""
+    (``variant_fonts``: those of :mod:`obscura_tools.platebench.variant`)."""
     if text is None:
-        text = resources.files("obscura.platebench").joinpath("fonts.toml").read_text("utf-8")
+        text = resources.files("obscura_tools.platebench").joinpath("fonts.toml").read_text("utf-8")
     data = tomllib.loads(text)
     return {
         name: SampleSpec(

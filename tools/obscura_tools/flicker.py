@@ -29,9 +29,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from obscura.errors import InvalidInput
-from obscura.evaluate import load_annotations
 from obscura.imageio import read_image
 from obscura.types import ImageArray, ObjectClass
+from obscura_tools.evaluate import load_annotations
 
 COVERED = 0.5
 SIZE = (768, 576)
@@ -315,10 +315,10 @@ def run_flicker(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     from obscura.backends import BackendConfig, create_backend
-    from obscura.bench import PEER_BACKEND, peer_venv
     from obscura.pipeline.detect import Detector
     from obscura.pipeline.frame import FrameProcessor
     from obscura.zoo.store import ModelStore
+    from obscura_tools.bench import PEER_BACKEND, peer_venv
 
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,5 @@
-"""A second plate renderer, written apart from :mod:`obscura.platebench.render`, for evaluation.
+"""A second plate renderer, written apart from :mod:`obscura_tools.platebench.render`, for
+evaluation.
 
 The plate detector's thresholds were tuned on the first renderer's plates, so recall measured
 on them flatters it. This module draws plates of other countries, in other fonts, worn and
@@ -45,8 +46,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
-from obscura.platebench.render import RenderedPlate, load_fonts
 from obscura.types import FloatArray, ImageArray
+from obscura_tools.platebench.render import RenderedPlate, load_fonts
 
 Mask = NDArray[np.float32]
 Colour = tuple[int, int, int]  # RGB, 0-255

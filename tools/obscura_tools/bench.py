@@ -430,8 +430,8 @@ print(json.dumps(out))
 def face_recall(venv: Path, data_dir: Path, detector: Any) -> dict[str, Any]:
     """Face recall and precision at IoU 0.5 on an annotated folder (``annotations.json``):
     deface 1.5.0 at its defaults against Obscura's detector, scored by the same code."""
-    from obscura.evaluate import evaluate, load_annotations
     from obscura.types import Detections, ObjectClass
+    from obscura_tools.evaluate import evaluate, load_annotations
 
     annotations = load_annotations(data_dir / "annotations.json")
     names = sorted(annotations)

