@@ -553,13 +553,14 @@ class RestApi:
             raise PayloadTooLarge(f"the upload is {length} bytes; at most {limit}")
         self.store.check_room(int(length) if length and length.isdigit() else 0)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        staging = self.store.root / f".upload-{time.monotonic_ns()}"
+        staging = self.store.root / f".upload-{uuid.uuid4().hex}"
         try:
             if content_type == "multipart/form-data":
                 name, content_type, data_path = await self._multipart(request, staging)
             else:
                 name, data_path = upload.name, await self._body(request, staging)
-            task = self._task(upload, params, name or upload.name, content_type)
+            # The name parameter wins over a form part's file name.
+            task = self._task(upload, params, upload.name or name, content_type)
             data_path.replace(self.store.input_path(task))
         finally:
             self.store.discard(staging)
