@@ -44,6 +44,21 @@ def log_unexpected(exc: BaseException, where: str) -> None:
         log.error("unexpected error in %s", where, exc_info=exc)
 
 
+def bearer_ok(tokens: Collection[bytes], header: str | bytes | None) -> bool:
+    """Whether an ``Authorization`` header value carries one of ``tokens`` as a bearer token
+    (any when there are none). Compared against every token, in constant time, so that timing
+    says nothing about which one matched. Both protocols call this."""
+    if not tokens:
+        return True
+    raw = header.encode() if isinstance(header, str) else header or b""
+    scheme, _, presented = raw.partition(b" ")
+    given = presented.strip() if scheme.lower() == b"bearer" else b""
+    ok = False
+    for token in tokens:
+        ok |= hmac.compare_digest(given, token)
+    return ok and bool(given)
+
+
 RpcDone = Callable[[str, str, float], None]  # method, status code name, seconds
 
 
@@ -176,20 +191,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.on_denied = on_denied
 
     def _token_ok(self, metadata: Any) -> bool:
-        if not self.tokens:
-            return True
-        given = b""
-        for key, value in metadata or ():
-            if key == "authorization":
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                scheme, _, presented = text.partition(" ")
-                if scheme.lower() == "bearer":
-                    given = presented.strip().encode()
-        # Compare against every token so that timing does not depend on which one matches.
-        ok = False
-        for token in self.tokens:
-            ok |= hmac.compare_digest(given, token)
-        return ok and bool(given)
+        header = next((v for k, v in metadata or () if k == "authorization"), None)
+        return bearer_ok(self.tokens, header)
 
     async def intercept_service(
         self,

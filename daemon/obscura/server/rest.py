@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
-import hmac
 import io
 import json
 import logging
@@ -32,6 +31,7 @@ from typing import Any
 
 import av
 import cv2
+import grpc
 import numpy as np
 import uvicorn
 from starlette.applications import Starlette
@@ -46,6 +46,8 @@ from obscura.errors import ConfigError, InvalidInput, ObscuraError
 from obscura.pipeline.masks import png_bytes, scaled
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import TrackSequence
+from obscura.server.errors import bearer_ok
+from obscura.server.errors import status_for as grpc_status_for
 from obscura.server.service import FrameInput, FrameOutput, NotReady, Overloaded
 from obscura.server.tasks import (
     DONE,
@@ -61,15 +63,14 @@ from obscura.server.tasks import (
     default_tasks_dir,
     safe_name,
 )
-from obscura_client.batch import BatchRunner, InputFile, Summary
-from obscura_client.files import BIN_SUFFIX, IMAGE_SUFFIXES, INS_SUFFIX, OutputPaths
+from obscura_client.batch import BatchRunner, InputFile, Summary, media_kind
+from obscura_client.files import BIN_SUFFIX, INS_SUFFIX, OutputPaths
 from obscura_client.wire import Options, SaveMask, Zone, ZoneKind
 
 from obscura.local import FrameEngine  # isort: skip  (imports the client's batch module too)
 
 log = logging.getLogger(__name__)
 
-INTERNAL_MESSAGE = "internal error; the daemon's log has the details"
 FRAME_WINDOW = 4  # frames of a video task in flight on the worker pool
 RETRY_FIRST, RETRY_MAX = 0.02, 0.5  # seconds between admission attempts of a task's frame
 WEBHOOK_TIMEOUT = 10.0  # seconds per attempt
@@ -92,7 +93,6 @@ CONTENT_TYPES = {
     "video/mpeg": ".mpg",
     "video/mp2t": ".ts",
 }
-VIDEO_SUFFIXES = frozenset(v for k, v in CONTENT_TYPES.items() if k.startswith("video/"))
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
                ".webp": "image/webp", ".bmp": "image/bmp", ".tif": "image/tiff",
                ".tiff": "image/tiff", ".mp4": "video/mp4", ".mkv": "video/x-matroska",
@@ -324,6 +324,16 @@ class DataPlaneEngine(FrameEngine):
 
 
 # --- failures to HTTP ----------------------------------------------------------------------------
+# The gRPC mapping's codes (server/errors.py) as HTTP statuses.
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
+
+
 def status_for(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and message for an exception; the gRPC mapping's twin."""
     if isinstance(exc, HTTPException):
@@ -338,17 +348,14 @@ def status_for(exc: BaseException) -> tuple[int, str]:
         return 404, str(exc)
     if isinstance(exc, Conflict):
         return 409, str(exc)
-    if isinstance(exc, StoreFull | Overloaded):
+    if isinstance(exc, StoreFull):
         return 429, str(exc)
-    if isinstance(exc, NotReady):
-        return 503, str(exc)
-    if isinstance(exc, InvalidInput | ConfigError):
-        return 400, str(exc)
     if isinstance(exc, av.FFmpegError):
         return 400, f"the file cannot be decoded: {exc}"
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return 507, "the daemon's disk is full"
-    return 500, INTERNAL_MESSAGE
+    code, message = grpc_status_for(exc)  # the rest as on gRPC, in HTTP's words
+    return HTTP_STATUS.get(code, 500), message
 
 
 def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -583,15 +590,10 @@ class RestApi:
                 "with a name that has a known suffix)"
             )
         filename = safe_name(name, suffix or "")
-        ext = PurePosixPath(filename).suffix.lower()
-        if suffix is not None and ext not in IMAGE_SUFFIXES and ext not in VIDEO_SUFFIXES:
+        if suffix is not None and media_kind(Path(filename)) is None:
             filename += suffix  # a name without a media suffix: the type's
-            ext = suffix
-        if ext in IMAGE_SUFFIXES:
-            kind = "image"
-        elif ext in VIDEO_SUFFIXES:
-            kind = "video"
-        else:
+        kind = media_kind(Path(filename))  # by suffix, as the batch runner reads it
+        if kind is None:
             raise UnsupportedType(
                 f"cannot tell the type of {filename!r}: send a Content-Type such as image/jpeg "
                 "or video/mp4, or a name with a known suffix"
@@ -662,8 +664,7 @@ class RestApi:
         path = self._paths(task).media
         return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix.lower()))
 
-    def _mask_path(self, task: Task, which: str) -> Path:
-        upload = parse_upload(task.params)
+    def _mask_path(self, task: Task, upload: Upload, which: str) -> Path:
         save = SaveMask(upload.options.save_mask)
         if not (save.binary if which == BIN_SUFFIX else save.instance):
             raise NotFound(f"task {task.id} was uploaded with save-mask={save.value}")
@@ -682,9 +683,9 @@ class RestApi:
         unknown = sorted(set(params) - {"mask-scale"})
         if unknown:
             raise InvalidInput(f"unknown parameter {unknown[0]!r} (known: mask-scale)")
-        path = self._mask_path(task, which)
-        default = parse_upload(task.params).mask_scale
-        scale = _int("mask-scale", params["mask-scale"], 1, 100) if params else default
+        upload = parse_upload(task.params)
+        path = self._mask_path(task, upload, which)
+        scale = _int("mask-scale", params["mask-scale"], 1, 100) if params else upload.mask_scale
         if task.type == "image":
             if scale == 100:
                 return FileResponse(path, media_type="image/png")
@@ -785,19 +786,10 @@ class _Guard:
         self.api = api
 
     def _token_ok(self, scope: Scope) -> bool:
-        tokens = self.api.tokens
-        if not tokens or scope["path"] in self.OPEN:
+        if scope["path"] in self.OPEN:
             return True
-        given = b""
-        for key, value in scope.get("headers", ()):
-            if key == b"authorization":
-                scheme, _, presented = value.partition(b" ")
-                if scheme.lower() == b"bearer":
-                    given = presented.strip()
-        ok = False
-        for token in tokens:
-            ok |= hmac.compare_digest(given, token)
-        return ok and bool(given)
+        header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
+        return bearer_ok(self.api.tokens, header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
