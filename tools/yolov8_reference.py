@@ -1,8 +1,8 @@
 """Reference outputs of YOLOv8 checkpoints computed by ultralytics / torch themselves.
 
 The model store converts YOLOv8 ``.pt`` checkpoints without torch
-(:mod:`obscura.zoo.yolov8_graph`); ``tests/test_yolov8_reference.py`` compares that conversion
-with the numbers this script records in ``tests/data/yolov8/``:
+(:mod:`obscura.zoo.yolov8_graph`); ``tests/e2e/models/test_yolov8_reference.py`` compares that
+conversion with the numbers this script records in ``tests/data/yolov8/``:
 
 - ``pyplatex_reference.npz``: the pyplatex 0.0.5 plate detector (the store's
   ``pyplatex-plates``), raw inference output ``[1, 5, 8400]`` in float32 for (a) a seeded

@@ -217,7 +217,8 @@ def _record(
     Each model runs in the role it has in the pipeline (a plate model on full frames, a
     segmentation model on the persons the default object model finds).
     """
-    from obscura.pipeline.detect import Detector, DetectorConfig
+    from obscura.pipeline.detect import Detector
+    from obscura.pipeline.settings import DetectorConfig
 
     backend = create_backend(BackendConfig(precision="f32"))
     none: dict[str, Any] = {

@@ -7,8 +7,8 @@ from obscura.backends.base import (
     InferenceModel,
     ModelFiles,
     TensorInfo,
-    create_backend,
 )
+from obscura.backends.select import create_backend
 
 __all__ = [
     "Backend",

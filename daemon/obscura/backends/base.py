@@ -162,14 +162,3 @@ class Backend(Protocol):
     name: str
 
     def load(self, files: ModelFiles, image: ImageInput | None = None) -> InferenceModel: ...
-
-
-def create_backend(config: BackendConfig) -> Backend:
-    """Returns the backend that ``config.runtime`` names (runtimes are imported lazily)."""
-    if config.runtime == "openvino":
-        from obscura.backends.openvino import OpenVINOBackend
-
-        return OpenVINOBackend(config)
-    from obscura.backends.onnxruntime import ONNXRuntimeBackend
-
-    return ONNXRuntimeBackend(config)

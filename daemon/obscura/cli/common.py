@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from obscura.config import Config, ServerConfig, load_config
-from obscura.pipeline.detect import DEFAULT_THRESHOLDS
+from obscura.pipeline.settings import DEFAULT_THRESHOLDS
 from obscura.types import ObjectClass
 from obscura_client.cli import HelpDefaults, classes_arg, per_class
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import NDArray
 
 from obscura.models.base import batched_nms, iou_matrix
 from obscura.types import Detections, FloatArray, IntArray, ObjectClass
+
+# Two looks' boxes of one class this close (a tile's and the whole frame's, two models') are one
+# object.
+AGREE_IOU = 0.3
 
 
 def cuts(det: Detections, cut: Mapping[ObjectClass, float]) -> FloatArray:
@@ -97,3 +102,39 @@ def agreed(a: Detections, b: Detections, penalty: float) -> Detections:
         np.asarray(scores, np.float32),
         np.asarray(classes, np.int32),
     )
+
+
+def join(first: Detections, more: Detections) -> Detections:
+    """``first``, and those of ``more`` that no box of ``first`` overlaps (IoU >=
+    AGREE_IOU). An object both see keeps the first model's box, with the better of the
+    two scores: its box does not change style from frame to frame when the others run on some
+    frames only (a track would read that as motion), and it is as sure as either model is."""
+    if not len(first) or not len(more):
+        return Detections.concat([first, more])
+    same_class = first.class_ids[:, None] == more.class_ids[None, :]
+    iou = np.where(same_class, iou_matrix(first.xyxy, more.xyxy), 0.0)
+    agree = iou >= AGREE_IOU
+    backed = np.where(agree, more.scores[None, :], 0.0).max(axis=1)
+    scores = np.maximum(first.scores, backed).astype(np.float32)
+    kept = Detections(first.xyxy, scores, first.class_ids, first.masks)
+    alone = np.asarray(~agree.any(axis=0), dtype=np.bool_)
+    return Detections.concat([kept, more[alone]])
+
+
+def greedy_match(iou: FloatArray, least: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Pairs (rows, cols) by descending IoU, each row and column at most once, IoU >= least."""
+    rows, cols = np.nonzero(iou >= least)
+    if len(rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(-iou[rows, cols], kind="stable")
+    used_r: set[int] = set()
+    used_c: set[int] = set()
+    out_r, out_c = [], []
+    for r, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+        if r in used_r or c in used_c:
+            continue
+        used_r.add(r)
+        used_c.add(c)
+        out_r.append(r)
+        out_c.append(c)
+    return np.asarray(out_r, np.int64), np.asarray(out_c, np.int64)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +29,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from obscura.models.base import iou_matrix
-from obscura.pipeline.boxes import agreed, covered, cuts, merge, not_nested, offset
-from obscura.pipeline.track import greedy_match
+from obscura.pipeline.boxes import agreed, covered, cuts, greedy_match, merge, not_nested, offset
 from obscura.types import BoolArray, Detections, FloatArray, ImageArray, ObjectClass
 
 if TYPE_CHECKING:
-    from obscura.pipeline.detect import DetectorConfig, _LoadedDetector
+    from obscura.pipeline.loading import LoadedDetector
+    from obscura.pipeline.settings import DetectorConfig
 
 # A plate found in a vehicle crop is at most this share of the vehicle's width (a motorcycle's
 # plate about half); a wider box is the vehicle itself, or a sign behind it.
@@ -67,8 +67,6 @@ SEEN_IOU = 0.3
 # moved more than this share of its narrowest plate's width: the tracker carries a plate
 # found once where it was, so the vehicle must stand (nearly) still.
 PLATE_SLACK = 0.15
-
-MappedFn = Callable[["_LoadedDetector", Detections, Mapping[ObjectClass, float]], Detections]
 
 
 @dataclass(frozen=True)
@@ -272,12 +270,10 @@ class PlateSearch:
     def __init__(
         self,
         config: DetectorConfig,
-        models: Sequence[_LoadedDetector],
-        mapped: MappedFn,
+        models: Sequence[LoadedDetector],
     ):
         self.config = config
         self.models = list(models)
-        self.mapped = mapped
 
     def find(
         self,
@@ -303,10 +299,10 @@ class PlateSearch:
         for model in self.models:
             with clock(model.spec.name):
                 for x, y, view in [(0, 0, image), *tiles]:
-                    parts.append(offset(self.mapped(model, model.adapter.detect(view), cut), x, y))
+                    parts.append(offset(model.detect(view, cut), x, y))
                 for crop in plan.crops:
                     parts.append(offset(self.in_crop(model, crop, cut), crop.x, crop.y))
-        found = merge(parts, self.models[0].adapter.config.nms_iou)
+        found = merge(parts, self.models[0].nms_iou)
         found = found[not_nested(found.xyxy, found.scores)]
         alone_score = self.config.plate_alone_score
         if objects is not None and alone_score > 0 and len(found):
@@ -318,23 +314,22 @@ class PlateSearch:
         return found
 
     def in_crop(
-        self, model: _LoadedDetector, crop: Crop, cut: Mapping[ObjectClass, float]
+        self, model: LoadedDetector, crop: Crop, cut: Mapping[ObjectClass, float]
     ) -> Detections:
         """The plates ``model`` finds in ``crop``, in the crop's own unscaled pixels."""
-        adapter = model.adapter
         flip = self.config.plate_crop_flip and crop.mirror
         # With two looks, each is taken down to the floor: a faint box the other look
         # confirms is kept; the class threshold applies once the looks are combined.
         low = {c: min(v, self.config.score_floor) for c, v in cut.items()} if flip else cut
-        found = self.mapped(model, adapter.detect(crop.view), low)
+        found = model.detect(crop.view, low)
         if flip:  # the mirror image too: a second look, other errors
-            mirror = self.mapped(model, adapter.detect(crop.view[:, ::-1]), low)
+            mirror = model.detect(crop.view[:, ::-1], low)
             w = float(crop.view.shape[1])
             m = mirror.xyxy
             back = np.stack([w - m[:, 2], m[:, 1], w - m[:, 0], m[:, 3]], axis=1)
             back = back.astype(np.float32)
             mirror = Detections(back, mirror.scores, mirror.class_ids)
-            found = merge([agreed(found, mirror, FLIP_PENALTY)], adapter.config.nms_iou)
+            found = merge([agreed(found, mirror, FLIP_PENALTY)], model.nms_iou)
             found = found[found.scores >= cuts(found, cut)]
         found = found[found.xyxy[:, 2] - found.xyxy[:, 0] <= crop.widest * crop.scale]
         most = self.config.plates_per_crop * crop.members

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from obscura.errors import InvalidInput
 from obscura.models.base import iou_matrix
+from obscura.pipeline.boxes import greedy_match
 from obscura.types import Detections, FloatArray, ObjectClass
 
 if TYPE_CHECKING:
@@ -83,25 +84,6 @@ class Tracked:
     @property
     def sources(self) -> list[str]:
         return list(self.detections.sources)
-
-
-def greedy_match(iou: FloatArray, least: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Pairs (rows, cols) by descending IoU, each row and column at most once, IoU >= least."""
-    rows, cols = np.nonzero(iou >= least)
-    if len(rows) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(-iou[rows, cols], kind="stable")
-    used_r: set[int] = set()
-    used_c: set[int] = set()
-    out_r, out_c = [], []
-    for r, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
-        if r in used_r or c in used_c:
-            continue
-        used_r.add(r)
-        used_c.add(c)
-        out_r.append(r)
-        out_c.append(c)
-    return np.asarray(out_r, np.int64), np.asarray(out_c, np.int64)
 
 
 class Tracker:
