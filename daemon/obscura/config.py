@@ -47,7 +47,7 @@ from typing import Any
 from obscura.backends import BackendConfig
 from obscura.errors import ConfigError
 from obscura.pipeline.settings import DetectorConfig
-from obscura.server.service import DEFAULT_MAX_PIXELS
+from obscura.service import DEFAULT_MAX_PIXELS
 from obscura.types import ObjectClass
 from obscura.zoo.manifest import ModelSpec, load_manifest, parse_model
 from obscura.zoo.store import ModelStore, default_cache_dir

@@ -21,7 +21,7 @@ from obscura.imageio import encode_image, read_image
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import Tracker, TrackerConfig, TrackSequence
-from obscura.server.service import (
+from obscura.service import (
     ENCODED_FORMATS,
     FrameInput,
     FrameOutput,

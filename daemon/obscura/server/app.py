@@ -30,8 +30,8 @@ from obscura.metrics import Metrics
 from obscura.pipeline.frame import FrameProcessor
 from obscura.pipeline.options import AnonymizeOptions, Method
 from obscura.server.errors import AuthInterceptor, ErrorInterceptor
-from obscura.server.service import Dispatcher, Limits, PipelineService
 from obscura.server.servicer import AnonymizerServicer, DaemonState, model_rows
+from obscura.service import Dispatcher, Limits, PipelineService
 from obscura.types import ObjectClass
 from obscura_client.v1 import anonymizer_pb2 as pb
 from obscura_client.v1 import anonymizer_pb2_grpc as pb_grpc

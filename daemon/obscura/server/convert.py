@@ -7,7 +7,7 @@ from typing import Any
 
 from obscura.errors import InvalidInput
 from obscura.pipeline.options import AnonymizeOptions
-from obscura.server.service import FrameInput, FrameOutput, RawImage
+from obscura.service import FrameInput, FrameOutput, RawImage
 from obscura_client.v1 import anonymizer_pb2 as pb
 from obscura_client.wire import (
     IMAGE_FORMAT_CODES,

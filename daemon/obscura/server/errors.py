@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from obscura.errors import ConfigError, InvalidInput
-from obscura.server.service import NotReady, Overloaded, PermissionDenied, Unauthenticated
+from obscura.service import NotReady, Overloaded, PermissionDenied, Unauthenticated
 
 log = logging.getLogger(__name__)
 

@@ -43,12 +43,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from obscura.config import ServerConfig
 from obscura.errors import ConfigError, InvalidInput, ObscuraError
+from obscura.local import FrameEngine
 from obscura.pipeline.masks import png_bytes, scaled
 from obscura.pipeline.options import AnonymizeOptions
 from obscura.pipeline.track import TrackSequence
 from obscura.server.errors import bearer_ok
 from obscura.server.errors import status_for as grpc_status_for
-from obscura.server.service import FrameInput, FrameOutput, NotReady, Overloaded
 from obscura.server.tasks import (
     DONE,
     FAILED,
@@ -63,11 +63,10 @@ from obscura.server.tasks import (
     default_tasks_dir,
     safe_name,
 )
+from obscura.service import FrameInput, FrameOutput, NotReady, Overloaded
 from obscura_client.batch import BatchRunner, InputFile, Summary, media_kind
 from obscura_client.files import BIN_SUFFIX, INS_SUFFIX, OutputPaths
 from obscura_client.wire import Options, SaveMask, Zone, ZoneKind
-
-from obscura.local import FrameEngine  # isort: skip  (imports the client's batch module too)
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from obscura.server.convert import (
     response_from_output,
 )
 from obscura.server.errors import log_unexpected, status_for
-from obscura.server.service import (
+from obscura.service import (
     ENCODED_FORMATS,
     Dispatcher,
     FrameInput,

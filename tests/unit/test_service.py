@@ -19,7 +19,7 @@ from obscura.server.convert import (
     options_from_proto,
     options_to_proto,
 )
-from obscura.server.service import Dispatcher, Overloaded, ordered
+from obscura.service import Dispatcher, Overloaded, ordered
 from obscura.types import ObjectClass
 from obscura_client.v1 import anonymizer_pb2 as pb
 
