@@ -7,12 +7,12 @@ the detection core so that every code and pixel can be asserted exactly.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 import pytest
+from support.fakes import FixedDetector
 from support.images import as_image
 
 from obscura.errors import InvalidInput
@@ -26,33 +26,6 @@ from obscura_client.files import MetadataChunks, OutputPaths, json_bytes
 
 F, P, PL, V = ObjectClass.FACE, ObjectClass.PERSON, ObjectClass.LICENSE_PLATE, ObjectClass.VEHICLE
 ALL = {F: Method.BLUR, P: Method.BLUR, PL: Method.BLUR, V: Method.BLUR}
-
-
-class FixedDetector:
-    """Returns the same detections for every image, filtered by class like the real one."""
-
-    def __init__(self, det: Detections):
-        self.det = det
-        self.thresholds: list[Mapping[ObjectClass, float] | None] = []
-
-    def detect(
-        self,
-        image: ImageArray,
-        classes: Collection[ObjectClass],
-        thresholds: Mapping[ObjectClass, float] | None,
-        timings: dict[str, float] | None = None,
-        *,
-        plate_memory: object = None,
-        frame: int | None = None,
-    ) -> Detections:
-        self.thresholds.append(thresholds)
-        keep = np.isin(self.det.class_ids, [int(c) for c in classes])
-        return self.det[keep]
-
-    def thresholds_for(
-        self, overrides: Mapping[ObjectClass, float] | None
-    ) -> dict[ObjectClass, float]:
-        return {**dict.fromkeys(ObjectClass, 0.3), **(overrides or {})}
 
 
 def textured(h: int = 240, w: int = 320, seed: int = 0) -> ImageArray:

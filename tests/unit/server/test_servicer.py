@@ -6,9 +6,6 @@ end to end elsewhere (test_daemon, test_rest)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +13,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from support.fakes import FixedDetector
 from support.images import decode_image
 
 from obscura.config import Config, ServerConfig
 from obscura.pipeline.frame import FrameProcessor
 from obscura.server.app import Daemon
-from obscura.types import Detections, ImageArray, ObjectClass
+from obscura.types import Detections, ObjectClass
 from obscura_client.client import AsyncClient, Result
 from obscura_client.errors import InvalidInput
 from obscura_client.v1 import anonymizer_pb2 as pb
@@ -31,41 +29,16 @@ FACE = (40.0, 30.0, 100.0, 110.0)  # where the fixed detector always sees a face
 PLATE = (150.0, 120.0, 210.0, 140.0)
 
 
-class FixedDetector:
-    """A face and a plate at fixed places, scored 0.9 and 0.4; ``delay`` seconds per call."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.calls = 0
-        self.lock = threading.Lock()
-
-    def thresholds_for(
-        self, overrides: Mapping[ObjectClass, float] | None
-    ) -> dict[ObjectClass, float]:
-        return {**dict.fromkeys(ObjectClass, 0.3), **(overrides or {})}
-
-    def detect(
-        self,
-        image: ImageArray,
-        classes: Collection[ObjectClass],
-        thresholds: Mapping[ObjectClass, float] | None,
-        timings: dict[str, float] | None = None,
-        **_: Any,
-    ) -> Detections:
-        with self.lock:
-            self.calls += 1
-        if self.delay:
-            time.sleep(self.delay)
-        cut = thresholds or {}
-        rows = [(FACE, 0.9, ObjectClass.FACE), (PLATE, 0.4, ObjectClass.LICENSE_PLATE)]
-        rows = [r for r in rows if r[2] in classes and r[1] >= cut.get(r[2], 0.3)]
-        if not rows:
-            return Detections()
-        return Detections(
-            np.array([r[0] for r in rows], np.float32),
-            np.array([r[1] for r in rows], np.float32),
-            np.array([int(r[2]) for r in rows], np.int32),
-        )
+def fixed(delay: float = 0.0) -> FixedDetector:
+    """A face and a plate at fixed places, scored 0.9 and 0.4."""
+    return FixedDetector(
+        Detections(
+            np.array([FACE, PLATE], np.float32),
+            np.array([0.9, 0.4], np.float32),
+            np.array([int(ObjectClass.FACE), int(ObjectClass.LICENSE_PLATE)], np.int32),
+        ),
+        delay,
+    )
 
 
 def _jpeg() -> bytes:
@@ -87,7 +60,7 @@ def _run(tmp_path: Path, body: Any, detector: FixedDetector | None = None, **ser
     )  # fmt: skip
 
     async def main() -> Any:
-        daemon = Daemon(config, processor=FrameProcessor(detector or FixedDetector()))
+        daemon = Daemon(config, processor=FrameProcessor(detector or fixed()))
         await daemon.start()
         try:
             return await body(daemon, f"unix://{socket}")
@@ -161,7 +134,7 @@ def test_a_stream_changes_zones_mid_stream_and_tracks_respect_them(tmp_path: Pat
 
 def test_overload_is_refused_and_the_daemon_keeps_serving(tmp_path: Path) -> None:
     jpeg = _jpeg()
-    slow = FixedDetector(delay=0.3)
+    slow = fixed(delay=0.3)
 
     async def body(daemon: Daemon, address: str) -> list[str]:
         async with AsyncClient(address, retry_for=0) as client:
@@ -181,7 +154,7 @@ def test_overload_is_refused_and_the_daemon_keeps_serving(tmp_path: Path) -> Non
 
 def test_rest_runs_on_the_same_data_plane(tmp_path: Path) -> None:
     jpeg = _jpeg()
-    detector = FixedDetector()
+    detector = fixed()
 
     async def body(daemon: Daemon, address: str) -> dict[str, Any]:
         url = f"http://127.0.0.1:{daemon.http_port}"
