@@ -13,7 +13,8 @@ has some 30 px and more. Every crop costs an inference (two with the mirrored lo
   so a parked car costs one crop every few frames instead of one every frame.
 
 A plate found where no vehicle or rider could carry it (a sign, a page, a shirt) needs the
-surer ``plate_alone_score``.
+surer ``plate_alone_score`` and, with ``plate_alone_check``, a closer second look that sees it
+again. A large frame's tiles keep only the plates small enough to lie whole in one of them.
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ SEEN_IOU = 0.3
 # moved more than this share of its narrowest plate's width: the tracker carries a plate
 # found once where it was, so the vehicle must stand (nearly) still.
 PLATE_SLACK = 0.15
+# A large frame's tile keeps the plates up to this share of its side: with the default tile
+# overlap (0.25) each of those lies whole in some tile. A wider box may be cut by every tile's
+# edge; it is the whole-frame look's (in a tile it is most often a page or a sign).
+TILE_PLATE_SHARE = 0.25
+# plate_alone_check: a plate found alone at least this wide (px) gets the closer look; a
+# smaller one is too small for a closer view to show more, and keeps plate_alone_score alone.
+ALONE_CHECK_WIDTH = 24
+# The closer look's view: a square of the plate's long side times this, centred on the plate,
+# scaled to plate_crop_size, looked at as it is and mirrored.
+ALONE_CHECK_CONTEXT = 2.5
+# The closer look sees the plate again where a box of its overlaps the plate this much (IoU).
+ALONE_CHECK_IOU = 0.3
 
 
 @dataclass(frozen=True)
@@ -264,6 +277,16 @@ def carried(plates: FloatArray, objects: Detections) -> BoolArray:
     return np.asarray(np.any(centre_in(plates, regions), axis=1), np.bool_)
 
 
+def mirrored_look(
+    model: LoadedDetector, view: ImageArray, cut: Mapping[ObjectClass, float]
+) -> Detections:
+    """What ``model`` finds in ``view`` mirrored, boxed in ``view``'s own pixels."""
+    seen = model.detect(np.ascontiguousarray(view[:, ::-1]), cut)
+    w, m = float(view.shape[1]), seen.xyxy
+    back = np.stack([w - m[:, 2], m[:, 1], w - m[:, 0], m[:, 3]], axis=1).astype(np.float32)
+    return Detections(back, seen.scores, seen.class_ids)
+
+
 class PlateSearch:
     """Plates in a frame: every plate model on the full frame and on the vehicle crops."""
 
@@ -298,8 +321,12 @@ class PlateSearch:
         parts = []
         for model in self.models:
             with clock(model.spec.name):
-                for x, y, view in [(0, 0, image), *tiles]:
-                    parts.append(offset(model.detect(view, cut), x, y))
+                parts.append(model.detect(image, cut))
+                for x, y, view in tiles:
+                    seen = model.detect(view, cut)
+                    sides = np.maximum(*(seen.xyxy[:, 2:] - seen.xyxy[:, :2]).T)
+                    seen = seen[sides <= TILE_PLATE_SHARE * max(view.shape[:2])]
+                    parts.append(offset(seen, x, y))
                 for crop in plan.crops:
                     parts.append(offset(self.in_crop(model, crop, cut), crop.x, crop.y))
         found = merge(parts, self.models[0].nms_iou)
@@ -308,7 +335,13 @@ class PlateSearch:
         if objects is not None and alone_score > 0 and len(found):
             # A plate with no vehicle or person around it (a sign, scene text, a shirt, a
             # screen) needs a surer look.
-            found = found[carried(found.xyxy, objects) | (found.scores >= alone_score)]
+            alone = ~carried(found.xyxy, objects)
+            keep = ~alone | (found.scores >= alone_score)
+            check = alone & keep & (found.xyxy[:, 2] - found.xyxy[:, 0] >= ALONE_CHECK_WIDTH)
+            if self.config.plate_alone_check and check.any():
+                with clock(self.models[0].spec.name):
+                    keep[check] = self.seen_again(image, found[check], cut)
+            found = found[keep]
         if memory is not None:
             plan.close(memory, found)
         return found
@@ -323,12 +356,7 @@ class PlateSearch:
         low = {c: min(v, self.config.score_floor) for c, v in cut.items()} if flip else cut
         found = model.detect(crop.view, low)
         if flip:  # the mirror image too: a second look, other errors
-            mirror = model.detect(crop.view[:, ::-1], low)
-            w = float(crop.view.shape[1])
-            m = mirror.xyxy
-            back = np.stack([w - m[:, 2], m[:, 1], w - m[:, 0], m[:, 3]], axis=1)
-            back = back.astype(np.float32)
-            mirror = Detections(back, mirror.scores, mirror.class_ids)
+            mirror = mirrored_look(model, crop.view, low)
             found = merge([agreed(found, mirror, FLIP_PENALTY)], model.nms_iou)
             found = found[found.scores >= cuts(found, cut)]
         found = found[found.xyxy[:, 2] - found.xyxy[:, 0] <= crop.widest * crop.scale]
@@ -336,6 +364,41 @@ class PlateSearch:
         if most and len(found) > most:
             found = found[np.argsort(-found.scores)[:most]]
         return Detections(found.xyxy / crop.scale, found.scores, found.class_ids)
+
+    def seen_again(
+        self, image: ImageArray, plates: Detections, cut: Mapping[ObjectClass, float]
+    ) -> BoolArray:
+        """Which ``plates`` (found alone) a closer look sees again: the plate and some of its
+        surroundings (``ALONE_CHECK_CONTEXT``) scaled to ``plate_crop_size``, looked at as it
+        is and mirrored; both looks must box it at ``plate_alone_score`` or more. A plate
+        looks like a plate up close; a sign, a page or a box of scene text, seen closer, most
+        often no longer does."""
+        model = self.models[0]
+        need = self.config.plate_alone_score
+        low = {c: min(v, self.config.score_floor) for c, v in cut.items()}
+        h, w = image.shape[:2]
+        out = np.zeros(len(plates), np.bool_)
+        for i, (x1, y1, x2, y2) in enumerate(plates.xyxy.tolist()):
+            half = max(x2 - x1, y2 - y1) * ALONE_CHECK_CONTEXT / 2
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            left, top = max(0, math.floor(cx - half)), max(0, math.floor(cy - half))
+            right, bottom = min(w, math.ceil(cx + half)), min(h, math.ceil(cy + half))
+            view = image[top:bottom, left:right]
+            scale = self.config.plate_crop_size / max(view.shape[:2])
+            interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
+            view = np.asarray(
+                cv2.resize(view, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
+            )
+            ref = np.array([[x1 - left, y1 - top, x2 - left, y2 - top]], np.float32) * scale
+            out[i] = all(
+                bool(
+                    np.any(
+                        (iou_matrix(ref, seen.xyxy)[0] >= ALONE_CHECK_IOU) & (seen.scores >= need)
+                    )
+                )
+                for seen in (model.detect(view, low), mirrored_look(model, view, low))
+            )
+        return out
 
     def crops(self, image: ImageArray, objects: Detections) -> list[Crop]:
         """The crops of a frame searched in full (see :meth:`plan`)."""

@@ -90,6 +90,9 @@ class DetectorConfig:
     # text, a shirt, a screen, needs at least this score (0: the class threshold alone). Only
     # where the object model runs (plate_on_vehicles).
     plate_alone_score: float = 0.5
+    # ... and, if at least 24 px wide, a closer second look (the plate and its surroundings
+    # scaled up, as it is and mirrored) must box it again at plate_alone_score in both looks.
+    plate_alone_check: bool = True
     # Video with tracking: a vehicle whose box has not changed since its plate search is not
     # searched again for track_hold / 2 frames, the tracker carrying its plate (see
     # PlateMemory). Off by default: under a moving camera it costs some plate recall.

@@ -31,17 +31,31 @@ def false_plates(detector: Detector, data_dir: Path) -> dict[str, int]:
 def test_a_plate_away_from_every_vehicle_and_rider_needs_a_surer_score(
     detector: Detector, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With the default detector (plate_alone_score 0.5), 17 false plates on the 25 photos;
-    with the rule off, 30 (f32, on an AVX-512 VNNI Intel Xeon). Nine of the 17 are on two
-    scanned pages over 2560 px, which the large-frame tiles look at closely (8 on one); the
-    rest: three boxes on a shelf of books the object model takes for a vehicle, a road sign
-    and a blurred page above 0.5, and things held or worn low on the people of portraits."""
+    """With the default detector, 5 false plates on the 25 photos (f32, on an AVX-512 VNNI
+    Intel Xeon): three boxes on a shelf of books the object model takes for a vehicle, and
+    badges held or worn low on the people of two portraits. Without the closer look
+    (plate_alone_check) a road sign, a blurred page and a clock come back; without
+    plate_alone_score, 15. The scanned pages over 2560 px hold none: their tiles keep
+    only plates a quarter of a tile wide or less (there were 9, all near a tile's width)."""
     found = false_plates(detector, data_dir)
-    assert sum(found.values()) <= 18, found
-    assert found["platefree_footballer_unicef_shirt.jpg"] == 0  # a shirt, high on a person
-    assert found["platefree_czech_newspaper_front.jpg"] == 0  # a page, no vehicle
+    assert sum(found.values()) <= 6, found
+    for photo in (
+        "platefree_footballer_unicef_shirt.jpg",  # a shirt, high on a person
+        "platefree_czech_newspaper_front.jpg",  # a page, no vehicle
+        "platefree_sign_wivenhoe_directions.jpg",  # a road sign, looked at closer
+        "platefree_page_motion_blur.jpg",  # a blurred page, looked at closer
+        "platefree_typewriter_recipe_scan.png",  # scans: tiles cut their text blocks
+        "platefree_linn_sequencer_sheet_scan.png",
+    ):
+        assert found[photo] == 0, photo
     assert detector.plate_search is not None
-    config = dataclasses.replace(detector.config, plate_alone_score=0.0)
-    monkeypatch.setattr(detector.plate_search, "config", config)
+    search = detector.plate_search
+    monkeypatch.setattr(
+        search, "config", dataclasses.replace(search.config, plate_alone_check=False)
+    )
+    unchecked = false_plates(detector, data_dir)
+    assert unchecked["platefree_sign_wivenhoe_directions.jpg"] == 1
+    assert unchecked["platefree_page_motion_blur.jpg"] == 1
+    monkeypatch.setattr(search, "config", dataclasses.replace(search.config, plate_alone_score=0.0))
     without = false_plates(detector, data_dir)
     assert sum(without.values()) >= sum(found.values()) + 8, without

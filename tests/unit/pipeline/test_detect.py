@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from support.fakes import FakeModel, Outputs
 
 from obscura.backends import ImageInput, ModelFiles
+from obscura.pipeline import plates
 from obscura.pipeline.detect import Detector
 from obscura.pipeline.settings import DetectorConfig
 from obscura.types import ObjectClass
@@ -58,9 +60,10 @@ def fake(rows: list[Row]) -> FakeModel:
 
 def detector(tmp_path: Path, models: Mapping[str, FakeModel], **options: object) -> Detector:
     """A detector on fake models; crops are looked at once (no mirror) and plates away from
-    vehicles need no surer score, unless asked."""
+    vehicles need no surer score and no closer look, unless asked."""
     options.setdefault("plate_crop_flip", False)
     options.setdefault("plate_alone_score", 0.0)
+    options.setdefault("plate_alone_check", False)
     options.setdefault("face_ensemble", ())
     config = DetectorConfig(
         face_model="faces",
@@ -324,6 +327,79 @@ def test_a_plate_with_no_vehicle_or_person_around_needs_a_surer_score(tmp_path: 
     assert found([vehicle]) == [240, 480]  # no rider: their plate is alone too
     # Without the object model's view there is no context to judge by: all kept.
     assert found([], plate_on_vehicles=False) == [48, 52, 240, 240, 480]
+
+
+def bright_boxes(widest: float = 1.0) -> FakeModel:
+    """A plate model that boxes each bright rectangle of whatever it is given that is at most
+    ``widest`` of the view's width: it sees a real plate at any scale (1.0), or a sign only
+    from afar (a small share)."""
+
+    def produce(inputs: Mapping[str, np.ndarray]) -> Outputs:
+        plane = next(iter(inputs.values()))[0, 0]
+        if plane.max() == plane.min():
+            return ssd_output([])
+        lit = (plane > (plane.min() + plane.max()) / 2).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(lit)
+        h, w = lit.shape
+        rows: list[Row] = []
+        for x, y, bw, bh, _ in stats[1:count].tolist():
+            if bw / w <= widest:
+                rows.append((1, 0.6, x / w, y / h, (x + bw) / w, (y + bh) / h))
+        return ssd_output(rows)
+
+    return FakeModel(produce, shape=(1, 3, 300, 300))
+
+
+def test_a_plate_alone_needs_a_closer_look_to_see_it_again(tmp_path: Path) -> None:
+    """With plate_alone_check, a plate found alone (at plate_alone_score) is looked at again
+    closer, as it is and mirrored: kept where both looks box it again, dropped where the
+    closer view no longer looks like a plate (a sign, a page)."""
+    image = np.zeros((400, 800, 3), np.uint8)
+    image[180:220, 360:440] = 255  # 80 x 40, on no vehicle
+
+    def found(plates: FakeModel, **options: object) -> list[list[int]]:
+        models = {"objects": fake([]), "plates": plates, "faces": fake([])}
+        options.setdefault("plate_alone_check", True)
+        det = detector(tmp_path, models, plate_alone_score=0.5, **options)
+        got = det.detect(image, {ObjectClass.LICENSE_PLATE})
+        return [[round(float(v)) for v in b] for b in got.xyxy]
+
+    plate = bright_boxes()
+    assert found(plate) == [[360, 180, 440, 220]]
+    assert len(plate.calls) == 1 + 2  # the whole frame, then the closer look and its mirror
+    # Seen only from afar (at most a fifth of the view; up close it is two fifths): dropped.
+    sign = bright_boxes(widest=0.2)
+    assert found(sign) == []
+    assert len(sign.calls) == 1 + 2
+    assert found(bright_boxes(widest=0.2), plate_alone_check=False) == [[360, 180, 440, 220]]
+    # Under 24 px wide, a plate is too small for a closer look: plate_alone_score alone.
+    image[:] = 0
+    image[195:205, 390:410] = 255
+    small = bright_boxes(widest=0.05)
+    np.testing.assert_allclose(found(small), [[390, 195, 410, 205]], atol=2)
+    assert len(small.calls) == 1
+
+
+def test_tiles_keep_only_plates_that_lie_whole_in_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large frame's tiles keep the plates up to a quarter of a tile: a wider box may be
+    cut by every tile edge (a page, a sign); it is the whole-frame look's to judge."""
+    wide = np.zeros((1000, 3000, 3), np.uint8)  # tiles of 1280 at x 0, 960 and 1720
+    wide[400:700, 700:2300] = 255  # 1600 px wide: cut by every tile
+    wide[100:140, 2700:2800] = 255  # 100 x 40: whole in the last tile
+
+    def found() -> list[list[int]]:
+        # Half a view at most: the whole frame and the middle tile do not box the wide one,
+        # the outer tiles box the pieces their edges cut from it (580 px of 1280).
+        models = {"objects": fake([]), "plates": bright_boxes(0.5), "faces": fake([])}
+        det = detector(tmp_path, models, large_frame_side=2560)
+        got = det.detect(wide, {ObjectClass.LICENSE_PLATE})
+        return sorted([round(float(v) / 10) * 10 for v in b] for b in got.xyxy)
+
+    assert found() == [[2700, 100, 2800, 140]]
+    monkeypatch.setattr(plates, "TILE_PLATE_SHARE", 1.0)
+    assert found() == [[700, 400, 1280, 700], [1720, 400, 2300, 700], [2700, 100, 2800, 140]]
 
 
 def test_large_frames_are_searched_in_tiles_too(tmp_path: Path) -> None:
