@@ -277,6 +277,14 @@ def carried(plates: FloatArray, objects: Detections) -> BoolArray:
     return np.asarray(np.any(centre_in(plates, regions), axis=1), np.bool_)
 
 
+def resized(view: ImageArray, scale: float) -> ImageArray:
+    """``view`` scaled by ``scale`` (linear up or a little down, area averaging further)."""
+    interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
+    return np.asarray(
+        cv2.resize(view, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
+    )
+
+
 def mirrored_look(
     model: LoadedDetector, view: ImageArray, cut: Mapping[ObjectClass, float]
 ) -> Detections:
@@ -385,10 +393,7 @@ class PlateSearch:
             right, bottom = min(w, math.ceil(cx + half)), min(h, math.ceil(cy + half))
             view = image[top:bottom, left:right]
             scale = self.config.plate_crop_size / max(view.shape[:2])
-            interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
-            view = np.asarray(
-                cv2.resize(view, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
-            )
+            view = resized(view, scale)
             ref = np.array([[x1 - left, y1 - top, x2 - left, y2 - top]], np.float32) * scale
             out[i] = all(
                 bool(
@@ -474,10 +479,7 @@ class PlateSearch:
         scale = cfg.plate_crop_size / max(crop.shape[:2])
         if cfg.plate_crop_max_scale:
             scale = min(scale, cfg.plate_crop_max_scale)
-        interp = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
-        view = np.asarray(
-            cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp), dtype=np.uint8
-        )
+        view = resized(crop, scale)
         return Crop(
             cx1, cy1, scale, view, group.widest, group.members, group.mirror, tuple(group.searches)
         )
