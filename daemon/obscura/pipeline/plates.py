@@ -189,15 +189,16 @@ class PlateMemory:
 
     def remember(self, boxes: FloatArray, searched: BoolArray, plates: Detections) -> None:
         """Closes a frame: ``boxes`` are its candidates, ``searched`` those that were, and
-        ``plates`` the frame's plates (each belongs to the boxes that hold its centre, padded
-        like a crop). A box neither searched nor spared (over a cap) is forgotten, and so due
-        next frame, like every box not seen this frame: a vehicle back in view is new again."""
+        ``plates`` the frame's plates. A plate belongs to every box that holds its centre
+        (padded like a crop) and could carry it (a plate at most ``MAX_PLATE_SHARE`` of the
+        box's width, as the crops keep them): the object model often boxes a parked car twice,
+        whole and in part, and both searches see the same plate. A box neither searched nor
+        spared (over a cap) is forgotten, and so due next frame, like every box not seen this
+        frame: a vehicle back in view is new again."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         inside = centre_in(plates.xyxy, padded(boxes))  # (plates, boxes)
-        if len(boxes) and len(plates):  # each plate belongs to the smallest box holding it
-            area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
-            best = np.argmin(np.where(inside, area[None, :], np.inf), axis=1)
-            inside &= np.arange(len(boxes))[None, :] == best[:, None]
+        widths = plates.xyxy[:, 2] - plates.xyxy[:, 0]
+        inside &= widths[:, None] <= (boxes[:, 2] - boxes[:, 0])[None, :] * MAX_PLATE_SHARE
         with self._lock:
             rows, cols = self._match(boxes)
             self._frame += 1

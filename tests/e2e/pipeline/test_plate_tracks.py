@@ -93,6 +93,21 @@ def test_a_vehicle_searched_before_is_seen_even_when_moved() -> None:
     assert memory.seen(np.concatenate([moved, other])).tolist() == [True, False]
 
 
+def test_a_plate_belongs_to_every_box_that_could_carry_it() -> None:
+    """The object model may box a parked car twice, whole and in part: the plate both boxes
+    hold spares both. A box too narrow to carry that plate is not spared by it."""
+    memory = PlateMemory(every=4)
+    whole, part = [0, 0, 600, 450], [300, 30, 600, 480]
+    narrow = [280, 200, 330, 300]  # 50 px: a 120 px plate is not its own
+    boxes = np.array([whole, part, narrow], np.float32)
+    plate = Detections(
+        np.array([[240, 225, 360, 290]], np.float32), np.array([0.8], np.float32), np.array([PLATE])
+    )
+    assert memory.due(boxes).all()
+    memory.remember(boxes, np.ones(3, np.bool_), plate)
+    assert memory.due(boxes).tolist() == [False, False, True]
+
+
 def test_every_is_checked() -> None:
     with pytest.raises(ValueError, match="every must be >= 1"):
         PlateMemory(0)
@@ -221,4 +236,4 @@ def test_a_parked_car_through_a_daemon_stream_keeps_its_plate_hidden(
         sources.append(plate["source"])
     assert sources[0] == SOURCE_DETECTOR
     # A search decided on the state one frame old moves by a frame at most.
-    assert sources.count(SOURCE_TRACK) >= FRAMES // 2, sources
+    assert sources.count(SOURCE_TRACK) >= FRAMES // 2, " ".join(sources)
