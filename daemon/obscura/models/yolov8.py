@@ -94,6 +94,8 @@ C = TypeVar("C", bound=YOLOv8Config)
 
 
 class _YOLOv8Base(ModelAdapter[C]):
+    batchable = True
+
     def __init__(self, model: InferenceModel, config: C) -> None:
         super().__init__(model, config)
         if not config.fit_aspect:

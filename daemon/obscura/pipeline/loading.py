@@ -3,7 +3,7 @@ adapter of its family, decoding down to what the settings may ask of it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,13 @@ class LoadedDetector:
     def detect(self, image: ImageArray, cut: Mapping[ObjectClass, float]) -> Detections:
         """The model's detections in ``image``, mapped to ObjectClass codes and cut."""
         return self.mapped(self.adapter.detect(image), cut)
+
+    def detect_many(
+        self, images: Sequence[ImageArray], cut: Mapping[ObjectClass, float], most: int
+    ) -> list[Detections]:
+        """:meth:`detect` on each of ``images``, up to ``most`` of one input shape in one
+        inference where the model takes batches."""
+        return [self.mapped(raw, cut) for raw in self.adapter.detect_many(images, most)]
 
     def mapped(self, raw: Detections, cut: Mapping[ObjectClass, float]) -> Detections:
         """Model class ids to ObjectClass codes; drops unmapped classes and low scores."""

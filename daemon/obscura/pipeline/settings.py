@@ -86,6 +86,10 @@ class DetectorConfig:
     # a neighbour's plate in the crop is found in the neighbour's own crop.
     plates_per_crop: int = 1
     plate_crop_flip: bool = True  # each crop also mirrored; a plate both looks see is surer
+    # The most views (crops, their mirror images, a large frame's tiles) of one input shape
+    # the plate model takes in one inference, where it takes batches (1: one at a time). The
+    # boxes are the same; a batch costs less per view.
+    plate_batch: int = 8
     # A plate found where no vehicle or person (down to plate_crop_score) is, on a sign, scene
     # text, a shirt, a screen, needs at least this score (0: the class threshold alone). Only
     # where the object model runs (plate_on_vehicles).
@@ -131,6 +135,8 @@ class DetectorConfig:
             )
         if self.face_tiles_above < 0:
             raise ConfigError(f"face_tiles_above must be >= 0, got {self.face_tiles_above}")
+        if self.plate_batch < 1:
+            raise ConfigError(f"plate_batch must be >= 1, got {self.plate_batch}")
         if self.face_ensemble_every < 1:
             raise ConfigError(f"face_ensemble_every must be >= 1, got {self.face_ensemble_every}")
         if self.large_frame_side < 0:

@@ -47,10 +47,11 @@ _CONVERTER_VERSION = "1"
 # whose 8-bit products saturate, compute what VNNI CPUs compute.
 INT8_QUANTIZER = "2"
 # A format whose conversion changed keys its models' cache anew (the others keep theirs):
-# yolov8-pt 2 = height and width dynamic; yolov8-pt 3 and tflite 2 = an ONNX form as well.
-_FORMAT_VERSIONS = {"yolov8-pt": "3", "tflite": "2"}
+# yolov8-pt 2 = height and width dynamic; yolov8-pt 3 and tflite 2 = an ONNX form as well;
+# yolov8-pt 4 = the batch size dynamic too (several crops in one inference).
+_FORMAT_VERSIONS = {"yolov8-pt": "4", "tflite": "2"}
 # The ONNX forms of converted graphs: their dynamic input axes by name.
-_ONNX_AXES = {"yolov8-pt": {2: "height", 3: "width"}, "tflite": {0: "batch"}}
+_ONNX_AXES = {"yolov8-pt": {0: "batch", 2: "height", 3: "width"}, "tflite": {0: "batch"}}
 
 
 def cache_folder(variable: str, name: str) -> Path:

@@ -4,12 +4,12 @@ checkpoint's weights.
 The module tree comes from :func:`obscura.zoo.torch_pickle.load_checkpoint` (records, numpy
 tensors); nothing of torch or ultralytics is needed or run. Batch norms are folded into their
 convolutions. The outputs are what a YOLOv8 export gives and the ``yolov8`` / ``yolov8-seg``
-adapters read:
+adapters read, for a batch of N images (any N):
 
-- ``output0``: ``[1, 4 + classes, anchors]``, boxes as centre x, centre y, width, height in
+- ``output0``: ``[N, 4 + classes, anchors]``, boxes as centre x, centre y, width, height in
   input pixels, class scores after the sigmoid; for a segmentation model (ultralytics
-  ``Segment`` head) followed by the 32 raw mask coefficients, ``[1, 4 + classes + 32, anchors]``;
-- ``output1`` (segmentation only): the mask prototypes ``[1, 32, height / 4, width / 4]``.
+  ``Segment`` head) followed by the 32 raw mask coefficients, ``[N, 4 + classes + 32, anchors]``;
+- ``output1`` (segmentation only): the mask prototypes ``[N, 32, height / 4, width / 4]``.
 
 ``tests/test_yolov8_reference.py`` compares the conversion with the outputs of ultralytics /
 torch themselves (recorded by ``tools/yolov8_reference.py``): boxes agree to ~2e-4 input
@@ -152,8 +152,8 @@ def _proto(x: Node, module: Record) -> Node:
 
 
 def _flatten(x: Node) -> Node:
-    """[1, C, H, W] -> [1, C, H * W]."""
-    return ops.reshape(x, ops.constant(np.array([1, 0, -1], np.int64)), True)
+    """[N, C, H, W] -> [N, C, H * W]."""
+    return ops.reshape(x, ops.constant(np.array([0, 0, -1], np.int64)), True)
 
 
 def _grid(feature: Node, stride: float, size: tuple[int, int] | None) -> tuple[Node, Node]:
@@ -182,7 +182,7 @@ def _grid(feature: Node, stride: float, size: tuple[int, int] | None) -> tuple[N
 
 
 def _detect(features: list[Node], module: Record, size: tuple[int, int] | None) -> Node:
-    """ultralytics Detect, decoded: [1, 4 + classes, anchors] (the export's output)."""
+    """ultralytics Detect, decoded: [N, 4 + classes, anchors] (the export's output)."""
     c = _children(module)
     reg_max = int(module.state.get("reg_max", 16))
     strides = [float(s) for s in np.asarray(module.state["stride"]).reshape(-1)]
@@ -194,15 +194,13 @@ def _detect(features: list[Node], module: Record, size: tuple[int, int] | None) 
         grid, stride = _grid(feature, strides[i], size)
         anchors.append(grid)
         stride_row.append(stride)
-    pred = ops.concat(levels, 2)  # [1, 4 * reg_max + classes, anchors]
+    pred = ops.concat(levels, 2)  # [N, 4 * reg_max + classes, anchors]
     n_box = 4 * reg_max
     parts = ops.variadic_split(pred, 1, ops.constant(np.array([n_box, -1], np.int64)))
-    dist = ops.reshape(
-        parts.output(0), ops.constant(np.array([1, 4, reg_max, -1], np.int64)), False
-    )
+    dist = ops.reshape(parts.output(0), ops.constant(np.array([0, 4, reg_max, -1], np.int64)), True)
     weights = _f32(_children(c["dfl"])["conv"].state["_parameters"]["weight"]).reshape(1, 1, -1, 1)
     dist = ops.reduce_sum(ops.multiply(ops.softmax(dist, 2), ops.constant(weights)), [2], False)
-    lt_rb = ops.split(dist, 1, 2)  # [1, 2, N] each: left-top, right-bottom distances
+    lt_rb = ops.split(dist, 1, 2)  # [N, 2, anchors] each: left-top, right-bottom distances
     grid = ops.unsqueeze(ops.concat(anchors, 1), 0)
     x1y1 = ops.subtract(grid, lt_rb.output(0))
     x2y2 = ops.add(grid, lt_rb.output(1))
@@ -217,7 +215,7 @@ def _detect(features: list[Node], module: Record, size: tuple[int, int] | None) 
 
 def _segment(features: list[Node], module: Record, size: tuple[int, int] | None) -> list[Node]:
     """ultralytics Segment: the decoded detections with the mask coefficients appended,
-    [1, 4 + classes + masks, anchors], and the prototypes [1, masks, H / 4, W / 4]."""
+    [N, 4 + classes + masks, anchors], and the prototypes [N, masks, H / 4, W / 4]."""
     c = _children(module)
     coeffs = [
         _flatten(_sequential(feature, _children(c["cv4"])[str(i)]))
@@ -233,15 +231,15 @@ HEADS = {"DetectionModel": "Detect", "SegmentationModel": "Segment"}
 def build_detect_model(model: Record, size: tuple[int, int] | None = None) -> ov.Model:
     """The OpenVINO model of a YOLOv8 ``DetectionModel`` or ``SegmentationModel`` record for
     an input of ``size`` (width, height; multiples of the largest stride), or of any such size
-    (``None``: height and width dynamic, the anchors computed from the feature maps' shapes):
-    outputs ``output0`` (and ``output1``, the prototypes, for segmentation), as a YOLOv8
-    export names them."""
+    (``None``: height and width dynamic, the anchors computed from the feature maps' shapes),
+    for a batch of any size: outputs ``output0`` (and ``output1``, the prototypes, for
+    segmentation), as a YOLOv8 export names them."""
     head = HEADS.get(_kind(model))
     if head is None:
         raise ModelStoreError(f"not a YOLOv8 detection or segmentation model: {model.qualname}")
     if size is not None and (size[0] % 32 or size[1] % 32):
         raise ModelStoreError(f"input size {size} must be multiples of 32")
-    shape = [1, 3, -1, -1] if size is None else [1, 3, size[1], size[0]]
+    shape = [-1, 3, -1, -1] if size is None else [-1, 3, size[1], size[0]]
     image = ops.parameter(shape, np.float32, name="images")
     layers = list(_children(_children(model)["model"]).values())
     outputs: list[Node] = []

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from support.daemons import DaemonProcess
 from support.videos import write_video
 
@@ -151,15 +154,15 @@ def test_a_parked_car_is_searched_every_few_frames_and_its_plate_always_hidden(
 ) -> None:
     image = parked_car(data_dir)
     assert detector.plates is not None
-    adapter = detector.plates.adapter
-    inferences: list[int] = []
-    real_detect = adapter.detect
+    model = detector.plates.adapter.model
+    inferences: list[int] = []  # per frame: the views the plate model looked at
+    real_infer = model.infer
 
-    def counted(view: ImageArray) -> object:
-        inferences[-1] += 1
-        return real_detect(view)
+    def counted(inputs: Mapping[str, NDArray[Any]]) -> list[NDArray[np.float32]]:
+        inferences[-1] += next(iter(inputs.values())).shape[0]  # a batch: its views
+        return real_infer(inputs)
 
-    monkeypatch.setattr(adapter, "detect", counted)
+    monkeypatch.setattr(model, "infer", counted)
     assert detector.plate_search is not None
     config = dataclasses.replace(detector.config, plate_memory=True)
     monkeypatch.setattr(detector, "config", config)
@@ -195,7 +198,7 @@ def test_a_parked_car_is_searched_every_few_frames_and_its_plate_always_hidden(
         np.testing.assert_allclose(result.detections.xyxy, [plates[0]], atol=2)
     monkeypatch.undo()
     tracker = Tracker(TrackerConfig(hold=8))
-    monkeypatch.setattr(adapter, "detect", counted)
+    monkeypatch.setattr(model, "infer", counted)
     for _ in range(3):
         inferences.append(0)
         processor.process(image.copy(), plate_options(), tracker=tracker)

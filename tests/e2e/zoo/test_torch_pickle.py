@@ -145,7 +145,8 @@ def test_the_rebuilt_yolov8_graph_finds_the_plate(tmp_path: Path, data_dir: Path
 
     (path,) = fetch_sample(PYPLATEX, ModelStore().cache_dir / ".checkpoints")
     model = build_detect_model(load_checkpoint(path)["model"], (640, 640))
-    assert [tuple(o.get_partial_shape().to_shape()) for o in model.outputs] == [(1, 5, 8400)]
+    # any batch size: a frame's plate crops run as one inference
+    assert [str(o.get_partial_shape()) for o in model.outputs] == ["[?,5,8400]"]
     ov.save_model(model, str(tmp_path / "plates.xml"))
     config = YOLOv8Config(input_size=(640, 640), score_threshold=0.1, num_classes=1)
     loaded = OpenVINOBackend(BackendConfig(precision="f32")).load(

@@ -195,6 +195,44 @@ def test_yolov8_input_is_centred_grey_letterbox(const_model: ModelFactory) -> No
     np.testing.assert_allclose(tensor[0, :, 32, 32], 100 / 255, rtol=1e-6)
 
 
+def brightness_boxes(inputs: Mapping[str, F32]) -> list[F32]:
+    """A yolov8 output ``[N, 5, 1]`` with one box per image of the batch, placed and scored
+    by that image's mean brightness: a batch decoded into the wrong images shows."""
+    (tensor,) = inputs.values()
+    mean = tensor.mean(axis=(1, 2, 3))
+    rows = np.stack(
+        [mean * 100 + 10, mean * 50 + 10, np.full_like(mean, 8), np.full_like(mean, 6), mean]
+    )
+    return [rows.transpose(1, 0)[:, :, None].astype(np.float32)]
+
+
+@pytest.mark.parametrize(
+    ("batch", "calls"), [((-1, 3, -1, -1), [2, 1, 2]), ((1, 3, -1, -1), [1] * 5)]
+)
+def test_yolov8_runs_images_of_one_shape_as_one_batch(
+    batch: tuple[int, ...], calls: list[int]
+) -> None:
+    """Images whose inputs have the same shape run together (up to ``most``) where the model
+    takes any batch size, and each gets exactly what it gets alone; a model with a fixed batch
+    of 1 runs them one by one."""
+    model = FakeModel(brightness_boxes, "images", batch, YOLO_INPUT)
+    config = YOLOv8Config(input_size=(64, 64), fit_aspect=True, num_classes=1, score_threshold=0.05)
+    adapter = YOLOv8Adapter(model, config)
+    images = [np.full((h, w, 3), v, np.uint8) for v, (w, h) in zip(
+        (40, 90, 140, 190, 240), [(64, 32), (64, 32), (64, 32), (32, 64), (32, 64)], strict=True
+    )]  # fmt: skip
+    batched = adapter.detect_many(images, 2)
+    assert [shape["images"][0] for shape in model.calls] == calls
+    model.calls.clear()
+    alone = [adapter.detect(image) for image in images]
+    assert len(model.calls) == 5
+    for got, want in zip(batched, alone, strict=True):
+        assert len(got) == 1
+        np.testing.assert_array_equal(got.xyxy, want.xyxy)
+        np.testing.assert_array_equal(got.scores, want.scores)
+    assert len({float(d.scores[0]) for d in batched}) == 5  # each image its own box
+
+
 # --- yolov8-seg: [1, 4 + C + M, N] and prototypes [1, M, H/4, W/4] ---------------------------
 
 

@@ -291,7 +291,7 @@ def test_mirrored_crops_confirm_or_discount_plates(
     assert search is not None
     (crop,) = search.crops(IMAGE, det.detect(IMAGE, {ObjectClass.VEHICLE}))
     assert det.plates is not None
-    found = search.in_crop(det.plates, crop, dict.fromkeys(ObjectClass, 0.2))
+    (found,) = search.in_crops(det.plates, [crop], dict.fromkeys(ObjectClass, 0.2))
     assert len(crop_plates.calls) == 2  # the crop and its mirror image
     # back in frame pixels: the crop is the vehicle padded by 10 %, from x = 160
     got = sorted(
