@@ -56,8 +56,12 @@ LARGE_AREA = 1280 * 720
 # A rider's plate lies below this share of the rider's box height (measured on the composite
 # set: 95 % of the plates near a rider and no vehicle lie 0.6 of its height down or further).
 RIDER_PLATE_TOP = 0.5
-# A rider this much inside a chosen vehicle's box adds nothing to that vehicle's crop.
+# A rider this much inside a chosen vehicle's box adds nothing to that vehicle's crop ...
 RIDER_INSIDE = 0.7
+# ... unless that crop is over this many times the rider's own (long sides): it would show
+# the rider's plate at under half the scale of the rider's own crop (composite frames with
+# riders in front of larger vehicle boxes, and large frames whose tiles box a crowd as one).
+RIDER_SHRINK = 2.0
 # Video: a box whose overlap (IoU) with its box at the last search fell under this has moved
 # or changed scale enough to be searched again.
 SEARCH_AGAIN_IOU = 0.7
@@ -446,8 +450,10 @@ class PlateSearch:
         plate is. A frame without a vehicle (a crowd, a room) spends nothing on its persons.
         Neighbours whose joint crop is hardly larger than either's own (a rider and the
         motorcycle beside, a queue of scooters) share one crop, so that a busy street costs
-        fewer inferences at the same scale. With ``memory`` (video), only the boxes due for a
-        search are cropped, and those searched before get one look."""
+        fewer inferences at the same scale; a rider inside a chosen box is searched in its
+        crop, unless that crop is more than ``RIDER_SHRINK`` times the rider's own. With
+        ``memory`` (video), only the boxes due for a search are cropped, and those searched
+        before get one look."""
         cfg = self.config
         kinds = objects.class_ids
         vehicles = kinds == ObjectClass.VEHICLE
@@ -480,8 +486,13 @@ class PlateSearch:
         for i in order.tolist():
             if riders[i] and chosen:
                 inside = [covered(boxes[i], boxes[j][None]) for j in chosen]
-                if max(inside) >= RIDER_INSIDE:  # searched with that vehicle
-                    group_of[int(np.argmax(inside))].searches.append(int(index[i]))
+                best = int(np.argmax(inside))
+                r = regions[i]
+                own = max(r[2] - r[0], r[3] - r[1])
+                # Searched with that box's crop, unless the crop would shrink the rider
+                # (a bus behind, a crowd of motorcycles boxed as one; see RIDER_SHRINK).
+                if inside[best] >= RIDER_INSIDE and group_of[best].long_side <= RIDER_SHRINK * own:
+                    group_of[best].searches.append(int(index[i]))
                     continue
             region, widest = regions[i].tolist(), float(boxes[i, 2] - boxes[i, 0]) * MAX_PLATE_SHARE
             own = max(region[2] - region[0], region[3] - region[1])

@@ -192,11 +192,14 @@ def test_neighbouring_vehicles_share_a_crop(tmp_path: Path) -> None:
 
 def test_riders_are_searched_unless_inside_a_vehicle(tmp_path: Path) -> None:
     """A person in a frame with a vehicle may ride a motorcycle the object model missed: a
-    crop of their own, unless they sit inside a searched vehicle; without a vehicle in the
-    frame (a crowd, a room) persons cost nothing."""
+    crop of their own, unless they sit inside a searched vehicle whose crop shows them at
+    half their own crop's scale or more; without a vehicle in the frame (a crowd, a room)
+    persons cost nothing."""
     rider = (1, 0.9, 0.1, 0.1, 0.2, 0.6)  # a person, no vehicle found under them
-    passenger = (1, 0.9, 0.62, 0.3, 0.68, 0.6)  # a person inside the vehicle's box
+    passenger = (1, 0.9, 0.62, 0.25, 0.68, 0.6)  # inside the vehicle's box, 224 px to its 384
     vehicle = (2, 0.9, 0.5, 0.1, 0.9, 0.9)
+    bus = (2, 0.9, 0.05, 0.05, 0.95, 0.95)  # 800 px
+    small = (1, 0.9, 0.45, 0.4, 0.5, 0.6)  # in front of the bus: 128 px of its own
 
     def calls(rows: list[Row], **options: object) -> int:
         plates = fake([])
@@ -207,6 +210,7 @@ def test_riders_are_searched_unless_inside_a_vehicle(tmp_path: Path) -> None:
     assert calls([rider, passenger, vehicle]) == 1 + 2  # full frame, the vehicle, the rider
     assert calls([rider, passenger]) == 1  # no vehicle: nobody rides
     assert calls([rider, passenger, vehicle], plate_crop_riders=False) == 1 + 1
+    assert calls([small, bus]) == 1 + 2  # the bus's crop would shrink the rider 6x
 
 
 def test_crop_plates_are_one_per_vehicle_and_plate_sized(tmp_path: Path) -> None:
