@@ -30,6 +30,7 @@ class FakeModel:
         self._inputs = [TensorInfo(input_name, shape, "f32")]
         self._image = image
         self.calls: list[dict[str, tuple[int, ...]]] = []
+        self.batches_freely = True  # as a backend's loaded model says (see LoadedModelBase)
 
     @property
     def name(self) -> str:

@@ -156,6 +156,9 @@ class LoadedModelBase:
         self.device = device
         self.image_input = image_input
         self.precision = precision
+        # Whether the runtime runs batches of any size at no more than their shape's cost (see
+        # ModelAdapter.detect_many); a runtime for which each new input shape is costly says no.
+        self.batches_freely = True
 
 
 class Backend(Protocol):

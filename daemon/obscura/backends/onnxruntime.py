@@ -105,6 +105,8 @@ class ONNXRuntimeModel(LoadedModelBase):
         super().__init__(name, inputs, device, image, precision="f32")
         self._session = session
         self._new_session = new_session
+        # On CUDA each batch size would be one more shape, with a session of its own.
+        self.batches_freely = new_session is None
         self._by_shape: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
 

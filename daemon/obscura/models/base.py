@@ -213,11 +213,12 @@ class ModelAdapter(ABC, Generic[ConfigT]):
 
     @property
     def batches(self) -> bool:
-        """Whether several images can run as one batch: the family's outputs all lead with
-        the batch dimension and the model's input takes any batch size."""
-        return (
-            self.batchable and bool(self.model.inputs) and self.model.inputs[0].shape[:1] == (-1,)
-        )
+        """Whether several images run as one batch: the family's outputs all lead with the
+        batch dimension, the model's input takes any batch size, and its runtime takes new
+        batch sizes at no extra cost (not ONNX Runtime on CUDA, whose sessions are per shape)."""
+        inputs = self.model.inputs
+        free = bool(getattr(self.model, "batches_freely", True))
+        return self.batchable and free and bool(inputs) and inputs[0].shape[:1] == (-1,)
 
     def detect_many(self, images: Sequence[ImageArray], most: int) -> list[Detections]:
         """The detections in each of ``images``, the same as :meth:`detect` finds one by one.

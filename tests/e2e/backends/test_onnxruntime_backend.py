@@ -23,6 +23,7 @@ from obscura.backends.onnxruntime import (
     CUDA,
     DeviceRequest,
     ONNXRuntimeBackend,
+    ONNXRuntimeModel,
     parse_device,
 )
 from obscura.errors import ConfigError, ModelStoreError
@@ -139,7 +140,8 @@ def test_cuda_runs_each_input_shape_in_a_session_of_its_own(
     onnx_files: ModelFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The CUDA provider's convolutions keep the state of the last shape they ran: shapes that
-    alternate (a frame, then crops) each get a session, made once and kept while recent."""
+    alternate (a frame, then crops) each get a session, made once and kept while recent. Each
+    batch size would be a shape more, so crops are not batched there (they are on the CPU)."""
     import obscura.backends.onnxruntime as ort_backend
 
     monkeypatch.setattr(ort_backend, "MAX_SHAPE_SESSIONS", 3)
@@ -153,12 +155,16 @@ def test_cuda_runs_each_input_shape_in_a_session_of_its_own(
     model.infer({"x": np.ones(fourth, np.float32)})  # a fourth shape: the least recent goes
     model.infer({"x": np.ones(crop, np.float32)})
     assert len(fake.sessions) == 5  # crop was the least recently used: made again
+    assert isinstance(model, ONNXRuntimeModel)
+    assert not model.batches_freely
     # On the CPU provider one session takes every shape.
     cpu = FakeORT([CPU])
     model = backend(cpu, "cpu").load(onnx_files)
     for shape in (frame, crop, other):
         model.infer({"x": np.ones(shape, np.float32)})
     assert len(cpu.sessions) == 1
+    assert isinstance(model, ONNXRuntimeModel)
+    assert model.batches_freely
 
 
 def test_cuda_conv_search_is_passed_on_and_checked(onnx_files: ModelFiles) -> None:

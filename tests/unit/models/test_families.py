@@ -207,15 +207,22 @@ def brightness_boxes(inputs: Mapping[str, F32]) -> list[F32]:
 
 
 @pytest.mark.parametrize(
-    ("batch", "calls"), [((-1, 3, -1, -1), [2, 1, 2]), ((1, 3, -1, -1), [1] * 5)]
+    ("batch", "free", "calls"),
+    [
+        ((-1, 3, -1, -1), True, [2, 1, 2]),
+        ((1, 3, -1, -1), True, [1] * 5),
+        ((-1, 3, -1, -1), False, [1] * 5),
+    ],
 )
 def test_yolov8_runs_images_of_one_shape_as_one_batch(
-    batch: tuple[int, ...], calls: list[int]
+    batch: tuple[int, ...], free: bool, calls: list[int]
 ) -> None:
     """Images whose inputs have the same shape run together (up to ``most``) where the model
     takes any batch size, and each gets exactly what it gets alone; a model with a fixed batch
-    of 1 runs them one by one."""
+    of 1, or on a runtime for which a new batch size is a costly new shape, runs them one by
+    one."""
     model = FakeModel(brightness_boxes, "images", batch, YOLO_INPUT)
+    model.batches_freely = free
     config = YOLOv8Config(input_size=(64, 64), fit_aspect=True, num_classes=1, score_threshold=0.05)
     adapter = YOLOv8Adapter(model, config)
     images = [np.full((h, w, 3), v, np.uint8) for v, (w, h) in zip(
