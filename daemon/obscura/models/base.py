@@ -236,10 +236,6 @@ class ModelAdapter(ABC, Generic[ConfigT]):
         for members in same.values():
             for start in range(0, len(members), most):
                 batch = members[start : start + most]
-                if len(batch) == 1:
-                    inputs, meta = prepared[batch[0]]
-                    found[batch[0]] = self._decode(self.model.infer(inputs), meta)
-                    continue
                 names = prepared[batch[0]][0]
                 stacked = {k: np.concatenate([prepared[i][0][k] for i in batch]) for k in names}
                 outputs = self.model.infer(stacked)

@@ -365,6 +365,11 @@ class PlateSearch:
             plan.close(memory, found)
         return found
 
+    def _floored(self, cut: Mapping[ObjectClass, float]) -> dict[ObjectClass, float]:
+        """``cut`` taken down to ``score_floor``: for looks that are combined before the class
+        thresholds apply."""
+        return {c: min(v, self.config.score_floor) for c, v in cut.items()}
+
     def _looks(
         self, model: LoadedDetector, views: Sequence[ImageArray], cut: Mapping[ObjectClass, float]
     ) -> list[Detections]:
@@ -380,7 +385,7 @@ class PlateSearch:
         flips = [self.config.plate_crop_flip and crop.mirror for crop in crops]
         # Each look is taken down to the floor: with two, a faint box the other look confirms
         # is kept; the class threshold applies once the looks are combined.
-        low = {c: min(v, self.config.score_floor) for c, v in cut.items()}
+        low = self._floored(cut)
         views = [crop.view for crop in crops]
         views += [flipped(crop.view) for crop, flip in zip(crops, flips, strict=True) if flip]
         looks = self._looks(model, views, low)
@@ -409,7 +414,7 @@ class PlateSearch:
         often no longer does."""
         model = self.models[0]
         need = self.config.plate_alone_score
-        low = {c: min(v, self.config.score_floor) for c, v in cut.items()}
+        low = self._floored(cut)
         h, w = image.shape[:2]
         views, refs = [], []
         for x1, y1, x2, y2 in plates.xyxy.tolist():
@@ -484,18 +489,17 @@ class PlateSearch:
         group_of: list[CropGroup] = []  # of each chosen box
         groups: list[CropGroup] = []
         for i in order.tolist():
+            region = regions[i].tolist()
+            own = max(region[2] - region[0], region[3] - region[1])
             if riders[i] and chosen:
                 inside = [covered(boxes[i], boxes[j][None]) for j in chosen]
                 best = int(np.argmax(inside))
-                r = regions[i]
-                own = max(r[2] - r[0], r[3] - r[1])
                 # Searched with that box's crop, unless the crop would shrink the rider
                 # (a bus behind, a crowd of motorcycles boxed as one; see RIDER_SHRINK).
                 if inside[best] >= RIDER_INSIDE and group_of[best].long_side <= RIDER_SHRINK * own:
                     group_of[best].searches.append(int(index[i]))
                     continue
-            region, widest = regions[i].tolist(), float(boxes[i, 2] - boxes[i, 0]) * MAX_PLATE_SHARE
-            own = max(region[2] - region[0], region[3] - region[1])
+            widest = float(boxes[i, 2] - boxes[i, 0]) * MAX_PLATE_SHARE
             mirror = bool(new[i])
             group = next((g for g in groups if g.take(region, widest, own, mirror)), None)
             if group is None:
