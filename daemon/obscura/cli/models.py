@@ -130,6 +130,7 @@ def _cmd_models_pack_onnx(args: argparse.Namespace) -> int:
     detector = config.detector
     default = [detector.face_model, detector.object_model, detector.plate_model]
     default += [*detector.face_ensemble, *detector.plate_ensemble, detector.segmentation_model]
+    default += [detector.plate_check_model]
     names = args.names or [n for n in default if n]
     for path in config.store().pack_onnx(names, args.dest):
         print(f"{path} ({path.stat().st_size} bytes)")

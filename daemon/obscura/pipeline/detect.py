@@ -16,13 +16,14 @@ from collections.abc import Collection, Mapping
 import numpy as np
 
 from obscura.backends import Backend
+from obscura.errors import ConfigError
 from obscura.models.base import iou_matrix
 from obscura.models.segmentation import IMAGE_INPUT as SEGMENTATION_INPUT
 from obscura.models.segmentation import SegmentationAdapter, SegmentationConfig
 from obscura.pipeline.boxes import AGREE_IOU, cuts, join, merge, offset
 from obscura.pipeline.light import DARK_LUMA, lift_dark, mean_luma
 from obscura.pipeline.loading import LoadedDetector, ModelLoader
-from obscura.pipeline.plates import PlateMemory, PlateSearch
+from obscura.pipeline.plates import CHECK_INPUT, PlateCheck, PlateMemory, PlateSearch
 from obscura.pipeline.settings import DetectorConfig
 from obscura.pipeline.tiles import tiles
 from obscura.types import Detections, ImageArray, ObjectClass
@@ -56,8 +57,16 @@ class Detector:
             for name in cfg.plate_ensemble
             if (loaded := load(name, {ObjectClass.LICENSE_PLATE})) is not None
         ]
+        self.plate_check: PlateCheck | None = None
+        if self.plates is not None and cfg.plate_check_model:
+            spec = store.spec(cfg.plate_check_model)
+            if spec.task != "classify":
+                raise ConfigError(
+                    f"plate_check_model {spec.name!r} is a {spec.task} model, not a classifier"
+                )
+            self.plate_check = PlateCheck(self.loader.model(spec.name, CHECK_INPUT))
         self.plate_search = (
-            PlateSearch(cfg, [self.plates, *self.plate_ensemble])
+            PlateSearch(cfg, [self.plates, *self.plate_ensemble], self.plate_check)
             if self.plates is not None
             else None
         )
@@ -80,6 +89,8 @@ class Detector:
     def loaded_models(self) -> list[ModelSpec]:
         models = (self.faces, *self.face_ensemble, self.objects, self.plates, *self.plate_ensemble)
         specs = [m.spec for m in models if m is not None]
+        if self.plate_check is not None and self.config.plate_check_model:
+            specs.append(self.store.spec(self.config.plate_check_model))
         if self.segmenter is not None and self.config.segmentation_model:
             specs.append(self.store.spec(self.config.segmentation_model))
         return specs

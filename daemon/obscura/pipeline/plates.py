@@ -30,11 +30,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from obscura.backends import ImageInput
 from obscura.models.base import iou_matrix
 from obscura.pipeline.boxes import agreed, covered, cuts, greedy_match, merge, not_nested, offset
 from obscura.types import BoolArray, Detections, FloatArray, ImageArray, ObjectClass
 
 if TYPE_CHECKING:
+    from obscura.backends import InferenceModel
     from obscura.pipeline.loading import LoadedDetector
     from obscura.pipeline.settings import DetectorConfig
 
@@ -85,6 +87,16 @@ ALONE_CHECK_WIDTH = 24
 ALONE_CHECK_CONTEXT = 2.5
 # The closer look sees the plate again where a box of its overlaps the plate this much (IoU).
 ALONE_CHECK_IOU = 0.3
+# plate_check_model: the patch it sees around a plate, (width, height) px: a window of this
+# aspect, at least CHECK_CONTEXT times the plate's width and twice that times its height,
+# centred on the plate (the plate, its mount and what is around it: a bumper, a tail-light, a
+# badge), scaled to this size.
+CHECK_SIZE = (64, 32)
+CHECK_CONTEXT = 2.0
+# The most patches the check model takes in one inference.
+CHECK_BATCH = 32
+# The check model's input: BGR in 0..1, NCHW.
+CHECK_INPUT = ImageInput(scale=(255.0, 255.0, 255.0))
 
 
 @dataclass(frozen=True)
@@ -304,6 +316,63 @@ def flipped_back(seen: Detections, width: float) -> Detections:
     return Detections(back.astype(np.float32), seen.scores, seen.class_ids)
 
 
+def check_patch(image: ImageArray, box: Sequence[float]) -> ImageArray:
+    """The patch of ``image`` the plate check sees for a plate at ``box`` (x1, y1, x2, y2):
+    see ``CHECK_SIZE``; the frame's edge pixels repeated where the window leaves it."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    out_w, out_h = CHECK_SIZE
+    aspect = out_w / out_h
+    width = max(CHECK_CONTEXT * max(x2 - x1, 1.0), aspect * CHECK_CONTEXT * max(y2 - y1, 1.0))
+    height = width / aspect
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = round(cx - width / 2), round(cy - height / 2)
+    right, bottom = round(cx + width / 2), round(cy + height / 2)
+    h, w = image.shape[:2]
+    view = image[max(0, top) : min(h, bottom), max(0, left) : min(w, right)]
+    if not view.size:  # wholly outside the frame: nothing of it to see
+        return np.zeros((out_h, out_w, 3), np.uint8)
+    framed = cv2.copyMakeBorder(
+        view,
+        max(0, -top),
+        max(0, bottom - h),
+        max(0, -left),
+        max(0, right - w),
+        cv2.BORDER_REPLICATE,
+    )
+    interp = cv2.INTER_AREA if framed.shape[1] > out_w else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(framed, (out_w, out_h), interpolation=interp), dtype=np.uint8)
+
+
+class PlateCheck:
+    """A second opinion on plates the plate model is not sure of: a small classifier (the
+    project's own ``plate-check``, see ``obscura_tools.platecheck``) that sees the plate in its
+    surroundings (:func:`check_patch`) and gives the probability that it is a plate. It was
+    trained on the plate model's own true and false plates on composite frames, so it knows
+    the tail-lights, badges, grilles and signs the plate model takes for plates."""
+
+    def __init__(self, model: InferenceModel):
+        self.model = model
+        self.input_name = model.inputs[0].name
+        # A runtime with a session per input shape (ONNX Runtime on CUDA) gets full batches
+        # only, padded: one shape, not one per count of unsure plates.
+        self.padded = not getattr(model, "batches_freely", True)
+
+    def __call__(self, image: ImageArray, boxes: FloatArray) -> FloatArray:
+        """The probability that each of ``boxes`` (frame pixels) holds a plate."""
+        patches = [check_patch(image, box) for box in np.asarray(boxes).reshape(-1, 4).tolist()]
+        out = np.zeros(len(patches), np.float32)
+        for start in range(0, len(patches), CHECK_BATCH):
+            batch = np.stack(patches[start : start + CHECK_BATCH])
+            count = len(batch)
+            if self.padded and count < CHECK_BATCH:
+                batch = np.concatenate(
+                    [batch, np.zeros_like(batch[:1]).repeat(CHECK_BATCH - count, 0)]
+                )
+            probs = np.asarray(self.model.infer({self.input_name: batch})[0], np.float32)
+            out[start : start + count] = probs.reshape(-1)[:count]
+        return out
+
+
 class PlateSearch:
     """Plates in a frame: every plate model on the full frame and on the vehicle crops."""
 
@@ -311,9 +380,11 @@ class PlateSearch:
         self,
         config: DetectorConfig,
         models: Sequence[LoadedDetector],
+        check: PlateCheck | None = None,
     ):
         self.config = config
         self.models = list(models)
+        self.check = check
 
     def find(
         self,
@@ -360,6 +431,18 @@ class PlateSearch:
             if self.config.plate_alone_check and check.any():
                 with clock(self.models[0].spec.name):
                     keep[check] = self.seen_again(image, found[check], cut)
+            found = found[keep]
+        widths = found.xyxy[:, 2] - found.xyxy[:, 0]
+        unsure = (found.scores < self.config.plate_check_below) & (
+            widths >= self.config.plate_check_width
+        )
+        if self.check is not None and unsure.any():
+            # The plate model's unsure plates (most of its false ones) need a second opinion.
+            with clock(self.config.plate_check_model or "plate-check"):
+                keep = ~unsure
+                keep[unsure] = (
+                    self.check(image, found.xyxy[unsure]) >= self.config.plate_check_score
+                )
             found = found[keep]
         if memory is not None:
             plan.close(memory, found)

@@ -14,7 +14,7 @@ from obscura.types import ObjectClass
 
 Registry = Literal["pypi", "pypi-sdist", "npm", "debian"]
 SourceFormat = Literal["onnx", "tfjs", "tflite", "ir", "yolov8-pt"]
-Task = Literal["detect", "segment"]
+Task = Literal["detect", "segment", "classify"]
 
 _FORMATS = ("onnx", "tfjs", "tflite", "ir", "yolov8-pt")
 
@@ -60,6 +60,7 @@ class ModelSpec:
     licence_note: str = ""
     source: RegistrySource | None = None
     path: Path | None = None  # a user's own IR (.xml), ONNX or YOLOv8 checkpoint (.pt) file
+    sha256: str | None = None  # the file at ``path`` must have it (the package's own weights)
     input_name: str | None = None
     input_shape: tuple[int, ...] | None = None
 
@@ -102,12 +103,15 @@ class SampleSpec:
     optional: bool = False  # the demo goes on without it (e.g. a package of one architecture)
 
 
-def parse_model(name: str, table: Mapping[str, Any], where: str) -> ModelSpec:
-    """Builds a ModelSpec from a TOML table; errors name the table and key."""
+def parse_model(
+    name: str, table: Mapping[str, Any], where: str, base: Path | None = None
+) -> ModelSpec:
+    """Builds a ModelSpec from a TOML table; errors name the table and key. A relative
+    ``path`` is taken from ``base`` (the package's own weights, for the built-in manifest)."""
     where = f"{where}.{name}"
     allowed = {
         "description", "family", "task", "classes", "licence", "licence_note", "format",
-        "input", "options", "source", "path",
+        "input", "options", "source", "path", "sha256",
     }  # fmt: skip
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -128,10 +132,12 @@ def parse_model(name: str, table: Mapping[str, Any], where: str) -> ModelSpec:
     if fmt not in _FORMATS:
         raise ConfigError(f"{where}.format: one of {', '.join(_FORMATS)}, not {fmt!r}")
     task = table.get("task", "detect")
-    if task not in ("detect", "segment"):
-        raise ConfigError(f"{where}.task: detect or segment, not {task!r}")
+    if task not in ("detect", "segment", "classify"):
+        raise ConfigError(f"{where}.task: detect, segment or classify, not {task!r}")
     source = parse_source(table["source"], f"{where}.source") if "source" in table else None
     path = Path(table["path"]).expanduser() if "path" in table else None
+    if path is not None and base is not None and not path.is_absolute():
+        path = base / path
     if (source is None) == (path is None):
         raise ConfigError(f"{where}: give exactly one of `source` (registry) or `path` (own file)")
     if path is not None and path.suffix not in (".xml", ".onnx", ".pt"):
@@ -162,6 +168,7 @@ def parse_model(name: str, table: Mapping[str, Any], where: str) -> ModelSpec:
         licence_note=table.get("licence_note", ""),
         source=source,
         path=path,
+        sha256=table.get("sha256"),
         input_name=inp.get("name"),
         input_shape=tuple(inp["shape"]) if "shape" in inp else None,
     )
@@ -176,7 +183,10 @@ def _manifest_data(text: str | None) -> dict[str, Any]:
 def load_manifest(text: str | None = None) -> dict[str, ModelSpec]:
     """The built-in model manifest (or ``text`` in the same format), by model name."""
     data = _manifest_data(text)
-    return {name: parse_model(name, table, "models") for name, table in data["models"].items()}
+    base = Path(str(resources.files("obscura.zoo")))
+    return {
+        name: parse_model(name, table, "models", base) for name, table in data["models"].items()
+    }
 
 
 def load_samples(text: str | None = None) -> dict[str, SampleSpec]:

@@ -115,7 +115,11 @@ class ModelStore:
     def status(self, name: str) -> Status:
         spec = self.spec(name)
         if spec.source is None:
-            return "local" if spec.path is not None and spec.path.exists() else "missing"
+            if spec.path is None or not spec.path.exists():
+                return "missing"
+            if spec.sha256 is not None and sha256_of(spec.path) != spec.sha256:
+                return "corrupt"
+            return "local"
         try:
             self._verify(spec)
         except _Missing:
@@ -131,6 +135,10 @@ class ModelStore:
             assert spec.path is not None
             if not spec.path.exists():
                 raise ModelStoreError(f"model {name!r}: file {spec.path} does not exist")
+            if spec.sha256 is not None and (digest := sha256_of(spec.path)) != spec.sha256:
+                raise ModelStoreError(
+                    f"model {name!r}: file {spec.path} has sha256 {digest}, expected {spec.sha256}"
+                )
             if spec.path.suffix == ".xml":
                 return ModelFiles(name, ir_xml=spec.path)
             if spec.path.suffix == ".pt":

@@ -36,7 +36,8 @@ class FakeBackend:
         self.models = models
 
     def load(self, files: ModelFiles, image: ImageInput | None = None) -> FakeModel:
-        assert image is None  # the ssd family feeds float tensors itself
+        # The ssd family feeds float tensors itself; the plate check takes BGR patches.
+        assert image == (plates.CHECK_INPUT if files.name == "check" else None)
         return self.models[files.name]
 
 
@@ -51,6 +52,10 @@ def make_store(tmp_path: Path) -> ModelStore:
         path.write_text("<net/>")
         text += f'[models.{name}]\npath = "{path}"\nfamily = "ssd"\nclasses = {classes}\n'
         text += "options = { input_size = [300, 300] }\n"
+    check = tmp_path / "check.onnx"
+    check.write_bytes(b"onnx")
+    text += f'[models.check]\npath = "{check}"\nfamily = "plate-check"\ntask = "classify"\n'
+    text += "classes = { license-plate = [0] }\n"
     return ModelStore(tmp_path / "cache", load_manifest(text))
 
 
@@ -65,6 +70,7 @@ def detector(tmp_path: Path, models: Mapping[str, FakeModel], **options: object)
     options.setdefault("plate_alone_score", 0.0)
     options.setdefault("plate_alone_check", False)
     options.setdefault("face_ensemble", ())
+    options.setdefault("plate_check_model", None)
     config = DetectorConfig(
         face_model="faces",
         object_model="objects",
@@ -267,6 +273,7 @@ def test_plate_ensemble_with_per_model_thresholds(tmp_path: Path) -> None:
         plate_ensemble=("other",),
         model_thresholds={"other": 0.5},
         segmentation_model=None,
+        plate_check_model=None,
     )
     models = {"plates": main, "other": second}
     det = Detector(store, FakeBackend(models), config)
@@ -331,6 +338,68 @@ def test_a_plate_with_no_vehicle_or_person_around_needs_a_surer_score(tmp_path: 
     assert found([vehicle]) == [240, 480]  # no rider: their plate is alone too
     # Without the object model's view there is no context to judge by: all kept.
     assert found([], plate_on_vehicles=False) == [48, 52, 240, 240, 480]
+
+
+def test_unsure_plates_need_the_checks_word(tmp_path: Path) -> None:
+    """A plate the plate model scores under plate_check_below is kept only where the plate
+    check gives it plate_check_score; a surer one, or a narrower one than
+    plate_check_width, is kept without asking."""
+    image = np.zeros((400, 800, 3), np.uint8)
+    image[200:220, 100:160] = 255  # a bright plate; the check says "plate" to bright patches
+    rows = [
+        (1, 0.3, 0.125, 0.5, 0.2, 0.55),  # the bright plate, unsure
+        (1, 0.3, 0.5, 0.5, 0.575, 0.55),  # a dark one (a tail-light), unsure
+        (1, 0.8, 0.75, 0.5, 0.825, 0.55),  # a dark one, sure
+    ]
+
+    def bright(inputs: Mapping[str, np.ndarray]) -> Outputs:
+        patches = inputs["patch"]
+        assert patches.shape[1:] == (3, 32, 64)  # NCHW, BGR in 0..1
+        return [patches.reshape(len(patches), -1).max(axis=1, keepdims=True) / 1.0]
+
+    def found(**options: object) -> tuple[list[int], FakeModel]:
+        check = FakeModel(bright, "patch", (-1, 3, 32, 64), plates.CHECK_INPUT)
+        models = {"objects": fake([]), "plates": fake(rows), "faces": fake([]), "check": check}
+        det = detector(tmp_path, models, max_vehicle_crops=0, **options)
+        got = det.detect(image, {ObjectClass.LICENSE_PLATE})
+        return sorted(round(float(b[0])) for b in got.xyxy), check
+
+    kept, check = found(plate_check_model="check")
+    assert kept == [100, 600]
+    assert [c["patch"] for c in check.calls] == [(2, 3, 32, 64)]  # the unsure two, at once
+    assert found(plate_check_model="check", plate_check_below=0.9)[0] == [100]
+    assert found(plate_check_model="check", plate_check_below=0.2)[0] == [100, 400, 600]
+    assert found()[0] == [100, 400, 600]  # no check
+    # Plates narrower than plate_check_width (60 px here) keep the class threshold alone.
+    assert found(plate_check_model="check", plate_check_width=61)[0] == [100, 400, 600]
+    # A runtime with a session per input shape gets one shape: batches padded to full.
+    check = FakeModel(bright, "patch", (-1, 3, 32, 64), plates.CHECK_INPUT)
+    check.batches_freely = False
+    probs = plates.PlateCheck(check)(image, np.array([[100, 200, 160, 220], [400, 200, 460, 220]]))
+    assert probs.tolist() == [1.0, 0.0]
+    assert [c["patch"] for c in check.calls] == [(plates.CHECK_BATCH, 3, 32, 64)]
+
+
+def test_the_check_sees_a_plate_in_its_surroundings() -> None:
+    """The patch is a 2:1 window at least twice the plate's width and four times its height,
+    centred on it; where it leaves the frame, the frame's edge is repeated."""
+    image = np.zeros((400, 800, 3), np.uint8)
+    image[190:210, 380:420] = 200  # a 40 x 20 plate: the window is 80 x 40 around it
+    patch = plates.check_patch(image, (380, 190, 420, 210))
+    assert patch.shape == (32, 64, 3)
+    lit = np.argwhere(patch[..., 0] > 100)
+    assert lit.min(axis=0).tolist() == [8, 16]
+    assert lit.max(axis=0).tolist() == [23, 47]
+    # A flat plate (60 x 10): the window is 4 x its height tall, so 80 x 40 again.
+    flat = plates.check_patch(image, (370, 195, 430, 205))
+    assert flat.shape == (32, 64, 3)
+    # At the frame's corner: the edge pixels are repeated, never black fill.
+    image[:] = 90
+    corner = plates.check_patch(image, (0, 0, 20, 10))
+    assert corner.shape == (32, 64, 3)
+    assert int(corner.min()) == 90
+    # Wholly outside the frame: nothing of it to see.
+    assert not plates.check_patch(image, (900, 500, 940, 520)).any()
 
 
 def bright_boxes(widest: float = 1.0) -> FakeModel:
