@@ -15,7 +15,9 @@ of one input shape run as one batch (``plate_batch``), which costs less per look
 
 A plate found where no vehicle or rider could carry it (a sign, a page, a shirt) needs the
 surer ``plate_alone_score`` and, with ``plate_alone_check``, a closer second look that sees it
-again. A large frame's tiles keep only the plates small enough to lie whole in one of them.
+again. A plate the plate model is unsure of (a tail-light, a badge, a grille) gets a second
+opinion from the plate check (:class:`PlateCheck`), which drops it where it is sure it is no
+plate. A large frame's tiles keep only the plates small enough to lie whole in one of them.
 """
 
 from __future__ import annotations

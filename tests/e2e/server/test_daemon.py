@@ -148,6 +148,7 @@ def test_get_info(client: Client) -> None:
         "scrfd",
         "nanodet-m",
         "pyplatex-plates",
+        "plate-check",
         "selfie-segmentation",
     }
     assert set(info.classes) == {"face", "license-plate", "person", "vehicle"}
