@@ -542,7 +542,7 @@ def _deb_members(deb: Path, paths: Sequence[str]) -> dict[str, bytes]:
             with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tf:
                 for member in tf:
                     path = wanted.get(member.name.removeprefix("./"))
-                    if path is None or not member.isfile():
+                    if path is None or not (member.isfile() or member.issym() or member.islnk()):
                         continue
                     src = tf.extractfile(member)
                     if src is not None:
