@@ -1,4 +1,5 @@
-"""The measuring tools' commands: ``obscura bench``, ``flicker``, ``eval`` and ``plates build``.
+"""The measuring tools' commands: ``obscura bench``, ``flicker``, ``eval``, ``plates build`` and
+``plates mosaic``.
 The tools are a distribution of their own (``tools/``, ``obscura-tools``): these commands load
 them when it is installed and say how to add it otherwise."""
 
@@ -13,10 +14,12 @@ from typing import Any
 from obscura.cli.common import add_runtime_options, config_from, load_detector
 from obscura.config import load_config
 from obscura.errors import ConfigError, ObscuraError
+from obscura.types import ObjectClass
 
 
 def add_plates(sub: Any) -> None:
-    """``plates build``: the composite plate benchmark."""
+    """``plates build``: the composite plate benchmark; ``plates mosaic``: its frames tiled
+    into large frames."""
     plates = sub.add_parser("plates", help="the composite licence-plate benchmark")
     psub = plates.add_subparsers(dest="plates_command", required=True)
     pbuild = psub.add_parser(
@@ -38,6 +41,21 @@ def add_plates(sub: Any) -> None:
     )
     pbuild.add_argument("--archives", type=Path, help="folder of package archives to use first")
     pbuild.add_argument("--config", type=Path, help="TOML configuration file (its cache_dir)")
+    pmosaic = psub.add_parser(
+        "mosaic",
+        help="large frames: consecutive frames of a set tiled into one (4x4: 5120x2880 from "
+        "720p), plate recall and precision on the mosaic against the same frames one by one",
+    )
+    pmosaic.set_defaults(handler=_cmd_plates_mosaic)
+    pmosaic.add_argument(
+        "set_dir", type=Path, metavar="DIR", help="an annotated set (images/, annotations.json)"
+    )
+    pmosaic.add_argument("--grid", type=int, default=4, help="frames per side (default 4)")
+    pmosaic.add_argument(
+        "--count", type=int, help="the first COUNT mosaics (default: every full one)"
+    )
+    pmosaic.add_argument("-o", "--output", type=Path, help="JSON report")
+    add_runtime_options(pmosaic, classes=False)
 
 
 def add_bench(sub: Any) -> None:
@@ -225,3 +243,44 @@ def _cmd_plates_build(args: argparse.Namespace) -> int:
         "--classes license-plate --table"
     )
     return 0
+
+
+def _cmd_plates_mosaic(args: argparse.Namespace) -> int:
+    need_tools("plates mosaic")
+    from obscura_tools.platebench.mosaic import score_mosaics, total
+
+    if args.grid < 2:
+        raise ConfigError(f"--grid must be >= 2, got {args.grid}")
+    if args.count is not None and args.count < 1:
+        raise ConfigError(f"--count must be >= 1, got {args.count}")
+    detector = load_detector(config_from(args))
+    plates = [ObjectClass.LICENSE_PLATE]
+    scores = []
+    for score in score_mosaics(
+        args.set_dir, lambda image: detector.detect(image, plates), grid=args.grid, count=args.count
+    ):
+        scores.append(score)
+        w, h = score.size
+        print(
+            f"{score.frames[0]} .. {score.frames[-1]} ({w}x{h}): {_pair(score.mosaic, score.alone)}"
+        )
+    mosaic, alone = total(scores)
+    print(f"all {len(scores)} mosaics: {_pair(mosaic, alone)}")
+    if args.output:
+        report = {
+            "grid": args.grid,
+            "mosaics": [score.as_dict() for score in scores],
+            "total": {"mosaic": mosaic.as_dict(), "one_by_one": alone.as_dict()},
+        }
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def _pair(mosaic: Any, alone: Any) -> str:
+    """Plate recall / precision on a mosaic and one by one, as text."""
+
+    def rp(counts: Any) -> str:
+        r, p = counts.recall, counts.precision
+        return f"{'-' if r is None else f'{r:.3f}'} / {'-' if p is None else f'{p:.3f}'}"
+
+    return f"mosaic {rp(mosaic)}, one by one {rp(alone)} (recall / precision)"
