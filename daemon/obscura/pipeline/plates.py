@@ -126,7 +126,7 @@ class Crop:
     # With a memory: the frame's candidates (see PlateSearch.plan) this crop searches.
     searches: tuple[int, ...] = ()
     # Which of its edges (left, top, right, bottom) cut the frame (lie inside it).
-    cuts: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    cut_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)
 
 
 @dataclass
@@ -514,7 +514,7 @@ class PlateSearch:
                 found = merge([agreed(look, mirror, FLIP_PENALTY)], model.nms_iou)
             found = found[found.scores >= cuts(found, cut)]
             found = found[found.xyxy[:, 2] - found.xyxy[:, 0] <= crop.widest * crop.scale]
-            found = found[~touches(found.xyxy, crop.view.shape, crop.cuts)]
+            found = found[~touches(found.xyxy, crop.view.shape, crop.cut_edges)]
             most = self.config.plates_per_crop * crop.members
             if most and len(found) > most:
                 found = found[np.argsort(-found.scores)[:most]]

@@ -50,8 +50,8 @@ def test_a_plate_cut_by_a_crop_inside_the_frame_is_not_kept(
     view = resized(region, scale)
     low = dict.fromkeys(ObjectClass, 0.1)
 
-    def found(cuts: tuple[bool, bool, bool, bool]) -> np.ndarray:
-        crop = Crop(left, top, scale, view, widest=1e9, members=1, cuts=cuts)
+    def found(edges: tuple[bool, bool, bool, bool]) -> np.ndarray:
+        crop = Crop(left, top, scale, view, widest=1e9, members=1, cut_edges=edges)
         return search.in_crops(search.models[0], [crop], low)[0].xyxy
 
     # Its right edge taken for the frame's own: the part of the plate it shows is boxed.

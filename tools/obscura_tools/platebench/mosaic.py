@@ -18,6 +18,7 @@ import numpy as np
 
 from obscura.errors import InvalidInput
 from obscura.imageio import read_image
+from obscura.pipeline.boxes import offset
 from obscura.types import Detections, ImageArray, ObjectClass
 from obscura_tools.evaluate import ClassCounts, load_annotations, match
 
@@ -64,9 +65,7 @@ def in_cell(found: Detections, cell: tuple[int, int, int, int]) -> Detections:
     cx = (found.xyxy[:, 0] + found.xyxy[:, 2]) / 2
     cy = (found.xyxy[:, 1] + found.xyxy[:, 3]) / 2
     inside = (cx >= x) & (cx < x + w) & (cy >= y) & (cy < y + h)
-    own = found[inside]
-    shift = np.array([x, y, x, y], np.float32)
-    return Detections(own.xyxy - shift, own.scores, own.class_ids)
+    return offset(found[inside], -x, -y)
 
 
 def score_mosaics(
