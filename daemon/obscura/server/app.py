@@ -295,6 +295,7 @@ class Daemon:
     async def stop(self) -> None:
         grace = self.config.server.grace_period
         self.state.draining = True
+        log.info("stopping: draining for up to %g s", grace)
         systemd.stopping(f"draining (up to {grace:g} s)")
         await self._set_serving(False)
         self.watchdog.stop()
@@ -307,8 +308,10 @@ class Daemon:
             if self.http is not None:
                 stops.append(self.http.stop(max(0.0, rest)))
             await asyncio.gather(*stops)
+            log.debug("calls closed")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.dispatcher.shutdown)
+        log.debug("workers done")
         self.metrics.stop_http()
         for listener in self.listeners:
             if listener.unix_path is not None:
