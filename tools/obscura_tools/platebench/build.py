@@ -13,19 +13,24 @@ byte (given the same package versions, which the checksums pin).
 
 Output folder: ``images/*.jpg``, ``annotations.json`` (the ``obscura eval`` format; every plate
 has ``style``, ``condition`` and ``vehicle`` fields, so the report breaks recall down by them and
-by width), ``annotations_meta.json`` (plates are the only class labelled completely) and
-``manifest.json`` (seed, photos and fonts used). ``real/`` holds the photos as they are with
-their real plates as ground truth (the mounts), a small set of real plates to check against.
+by width), ``annotations_meta.json`` (the classes labelled completely in each frame: plates, and
+vehicles and persons where every photo in the frame has them boxed in ``photos.toml``) and
+``manifest.json`` (seed, photos and fonts used). The photos' vehicles (with a ``type`` field)
+and persons follow their photo into the frame, scaled and cut to its tile. ``real/`` holds the
+photos as they are with their real plates as ground truth (the mounts), a small set of real
+plates to check against, and their vehicles and persons.
 
 ``variant="b"`` builds the same kind of set with the second renderer
 (:mod:`obscura_tools.platebench.variant`): other plates, fonts, wear, pasting and camera conditions,
-for evaluation only. Variant a's sets are as they were before variant b existed, byte for byte.
+for evaluation only. Variant a's frames are as they were before variant b existed, byte for byte
+(their annotations have since gained the photos' vehicles and persons).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
 import tomllib
@@ -64,6 +69,13 @@ PLATE_MM = {"eu": (520, 110), "uk": (520, 111), "cn": (440, 140), "us": (305, 15
 GRIDS = ((1, 0.4), (2, 0.35), (3, 0.25))  # mosaic side, share of frames
 CONDITIONS = (("day", 0.6), ("night", 0.2), ("blur", 0.2))
 DIFFICULT_WIDTH = 15.0  # px: narrower plates (characters of a pixel or two) count neither way
+# The photos' vehicles and persons (boxed by eye, see photos.toml), with the test photos'
+# labelling policy: a vehicle under this many px on a side in a frame, a person under this
+# many px tall, or either with under this share of its box inside its tile, counts neither way.
+DIFFICULT_VEHICLE = 30.0
+DIFFICULT_PERSON = 40.0
+VISIBLE_SHARE = 0.5
+VEHICLE_TYPES = ("car", "bus", "truck", "motorcycle", "bicycle")
 VERSION = 1  # bump when the recipe changes: the same seed then gives a different set
 # "a": the first renderer (the detector was tuned on its look); "b": the second renderer of
 # :mod:`obscura_tools.platebench.variant`, for evaluation only, with its own styles, wear and
@@ -86,9 +98,22 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Boxed:
+    """A vehicle or a person of a photo, boxed by eye (its visible extent, pixels of the
+    stored file); a vehicle has a ``type``."""
+
+    box: tuple[float, float, float, float]
+    type: str = ""
+    difficult: bool = False
+
+
+@dataclass(frozen=True)
 class Photo:
     sample: SampleSpec
     mounts: tuple[Mount, ...]
+    # Every vehicle and every person in the photo; None where they were not labelled.
+    vehicles: tuple[Boxed, ...] | None = None
+    persons: tuple[Boxed, ...] | None = None
 
 
 def load_photos(text: str | None = None) -> dict[str, Photo]:
@@ -119,8 +144,68 @@ def load_photos(text: str | None = None) -> dict[str, Photo]:
             table.get("licence", "unknown"),
             parse_source(table["source"], f"{where}.source"),
         )
-        photos[name] = Photo(sample, tuple(mounts))
+        boxed: dict[str, tuple[Boxed, ...] | None] = dict.fromkeys(("vehicles", "persons"))
+        for key in boxed:
+            if key in table:
+                boxed[key] = tuple(
+                    _boxed(entry, f"{where}.{key}[{i}]", key == "vehicles")
+                    for i, entry in enumerate(table[key])
+                )
+        photos[name] = Photo(sample, tuple(mounts), boxed["vehicles"], boxed["persons"])
     return photos
+
+
+def _boxed(entry: Any, where: str, vehicle: bool) -> Boxed:
+    box = np.asarray(entry.get("bbox") if isinstance(entry, dict) else None, dtype=np.float64)
+    if box.shape != (4,) or not (box[0] < box[2] and box[1] < box[3]) or (box < 0).any():
+        raise ConfigError(f"{where}.bbox: [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {box}")
+    kind = entry.get("type", "")
+    if vehicle and kind not in VEHICLE_TYPES:
+        raise ConfigError(f"{where}.type: one of {', '.join(VEHICLE_TYPES)}, got {kind!r}")
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return Boxed((x1, y1, x2, y2), str(kind), bool(entry.get("difficult", False)))
+
+
+def boxed_objects(
+    photo: Photo,
+    *,
+    scale: float = 1.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+    size: tuple[int, int] | None = None,
+    at: tuple[float, float] = (0.0, 0.0),
+    name: str = "",
+) -> list[dict[str, Any]]:
+    """The photo's labelled vehicles and persons as ground truth in a frame: each box scaled
+    by ``scale``, less the tile's ``offset`` in the scaled photo, cut to the tile (``size``,
+    w x h; None: the whole photo), and moved to the tile's place ``at`` in the frame. One
+    mostly outside the tile, or left smaller than ``DIFFICULT_VEHICLE`` / ``DIFFICULT_PERSON``,
+    counts neither way."""
+    out = []
+    for label, boxes in (("vehicle", photo.vehicles), ("person", photo.persons)):
+        for b in boxes or ():
+            x1, y1, x2, y2 = (c * scale - o for c, o in zip(b.box, offset * 2, strict=True))
+            w, h = size if size is not None else (math.inf, math.inf)
+            cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, w), min(y2, h)
+            if cx2 <= cx1 or cy2 <= cy1:
+                continue  # outside the tile
+            visible = (cx2 - cx1) * (cy2 - cy1) / ((x2 - x1) * (y2 - y1))
+            obj: dict[str, Any] = {
+                "label": label,
+                "bbox": [
+                    round(c + o, 1) for c, o in zip((cx1, cy1, cx2, cy2), at * 2, strict=True)
+                ],
+            }
+            if b.type:
+                obj["type"] = b.type
+            obj["source"] = f"labelled on {name}" if name else "labelled"
+            if label == "vehicle":
+                small = min(cx2 - cx1, cy2 - cy1) < DIFFICULT_VEHICLE
+            else:
+                small = cy2 - cy1 < DIFFICULT_PERSON
+            if b.difficult or small or visible < VISIBLE_SHARE:
+                obj["difficult"] = True
+            out.append(obj)
+    return out
 
 
 def fetch_photos(
@@ -379,6 +464,7 @@ def build(
         shutil.rmtree(out)
     (out / "images").mkdir(parents=True)
     annotations: dict[str, list[dict[str, Any]]] = {}
+    complete: dict[str, list[str]] = {}  # the classes labelled completely in each frame
     frame_log = []
     fw, fh = FRAME_SIZE
     for index in range(frames):
@@ -389,6 +475,7 @@ def build(
         objects: list[dict[str, Any]] = []
         lamps: list[Lamp] = []
         used = []
+        complete_vehicles = complete_persons = True
         for cell in range(grid * grid):
             if not queue:
                 queue = [names[i] for i in rng.permutation(len(names))]
@@ -418,6 +505,11 @@ def build(
                 objects.append(obj)
                 lamps.append(Lamp((cx1 + gx, cy1 + gy, cx2 + gx, cy2 + gy), mount.view))
             frame[gy : gy + th, gx : gx + tw] = tile
+            complete_vehicles &= photo.vehicles is not None
+            complete_persons &= photo.persons is not None
+            objects += boxed_objects(
+                photo, scale=scale, offset=(ox, oy), size=(tw, th), at=(gx, gy), name=name
+            )
         if variant == "a":
             frame = _condition(frame, condition, rng)
             quality = int(rng.integers(72, 93))
@@ -430,11 +522,12 @@ def build(
             raise OSError(f"cannot encode {file}")
         (out / "images" / file).write_bytes(encoded.tobytes())
         annotations[file] = objects
+        complete[file] = ["plate"] + ["vehicle"] * complete_vehicles + ["person"] * complete_persons
         frame_log.append({"image": file, "grid": grid, "condition": condition, "photos": used})
     _write_json(out / "annotations.json", annotations)
     _write_json(
         out / "annotations_meta.json",
-        {"platebench": {f: {"complete_labels": ["plate"]} for f in annotations}},
+        {"platebench": {f: {"complete_labels": labels} for f, labels in complete.items()}},
     )
     # Variant a's manifest stays as it was before there were variants (its set is unchanged).
     tag = {} if variant == "a" else {"variant": variant}
@@ -458,7 +551,7 @@ def build(
         },
     )
     real = write_real_set(usable, paths, out / "real")
-    plates = sum(len(v) for v in annotations.values())
+    plates = sum(o["label"] == "plate" for v in annotations.values() for o in v)
     log.info("plate benchmark: %d frames, %d plates in %s", frames, plates, out)
     return BuildReport(frames, plates, out, real)
 
@@ -466,9 +559,12 @@ def build(
 def write_real_set(photos: Mapping[str, Photo], paths: Mapping[str, Path], out: Path) -> int:
     """The photos as they are, their real plates (the mounts) as ground truth: ``out/images``
     and ``out/annotations.json``, with ``legible``, ``vehicle`` and ``view`` fields (plates
-    under ``DIFFICULT_WIDTH`` count neither way). Returns the number of plates."""
+    under ``DIFFICULT_WIDTH`` count neither way), and the vehicles and persons of the photos
+    that have them labelled. Returns the number of plates."""
     (out / "images").mkdir(parents=True)
     annotations: dict[str, list[dict[str, Any]]] = {}
+    complete: dict[str, list[str]] = {}
+    count = 0
     for name, photo in sorted(photos.items()):
         file = f"{name}{paths[name].suffix.lower()}"
         shutil.copyfile(paths[name], out / "images" / file)
@@ -488,13 +584,21 @@ def write_real_set(photos: Mapping[str, Photo], paths: Mapping[str, Path], out: 
             if x2 - x1 < DIFFICULT_WIDTH:
                 obj["difficult"] = True
             objects.append(obj)
+        plates = len(objects)
+        objects += boxed_objects(photo, name=name)
         annotations[file] = objects
+        complete[file] = (
+            ["plate"]
+            + ["vehicle"] * (photo.vehicles is not None)
+            + ["person"] * (photo.persons is not None)
+        )
+        count += plates
     _write_json(out / "annotations.json", annotations)
     _write_json(
         out / "annotations_meta.json",
-        {"real": {f: {"complete_labels": ["plate"]} for f in annotations}},
+        {"real": {f: {"complete_labels": labels} for f, labels in complete.items()}},
     )
-    return sum(len(v) for v in annotations.values())
+    return count
 
 
 def _write_json(path: Path, data: Any) -> None:
