@@ -8,11 +8,14 @@ read by a restricted unpickler that knows a short list of names and refuses ever
 
 - tensors (``torch._utils._rebuild_tensor_v2`` / ``_rebuild_parameter`` on ``torch.*Storage``)
   become numpy arrays read from the archive;
-- ``torch.nn`` and ``ultralytics`` modules and objects become inert :class:`Record`\\ s that
-  keep their class name and state (``_modules``, ``_parameters``, ``_buffers``, attributes) and
-  can do nothing else;
-- ``collections.OrderedDict``, ``set``, ``torch.Size`` and ``torch.device`` become their plain
-  Python equivalents.
+- ``torch.nn`` and ``ultralytics`` modules and objects, and what trainers keep beside them
+  (``omegaconf`` configurations of the training arguments, ``typing`` names), become inert
+  :class:`Record`\\ s that keep their class name and state (``_modules``, ``_parameters``,
+  ``_buffers``, attributes) and can do nothing else;
+- ``collections.OrderedDict``, ``dict``, ``list``, ``tuple``, ``set``, ``frozenset``,
+  ``torch.Size`` and ``torch.device`` become their plain Python equivalents, and a
+  ``collections.defaultdict`` a plain dict of its items (its default factory, itself read by
+  these rules, is not kept).
 """
 
 from __future__ import annotations
@@ -41,7 +44,22 @@ STORAGE_DTYPES = {
     "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
-RECORD_MODULES = ("torch.nn.modules.", "ultralytics.nn.", "ultralytics.yolo.", "ultralytics.utils")
+
+
+def _defaultdict(*args: Any) -> dict[Any, Any]:
+    """A defaultdict's items, as a plain dict: its default factory is not kept (nor run)."""
+    return {}
+
+
+PLAIN = {"set": set, "frozenset": frozenset, "dict": dict, "list": list, "tuple": tuple}
+RECORD_MODULES = (
+    "torch.nn.modules.",
+    "ultralytics.nn.",
+    "ultralytics.yolo.",
+    "ultralytics.utils",
+    "omegaconf.",
+    "typing",
+)
 
 
 class Record:
@@ -124,8 +142,10 @@ class _Unpickler(pickle.Unpickler):
             return _device
         if module == "collections" and name == "OrderedDict":
             return OrderedDict
-        if module in ("builtins", "__builtin__") and name == "set":
-            return set
+        if module == "collections" and name == "defaultdict":
+            return _defaultdict
+        if module in ("builtins", "__builtin__") and name in PLAIN:
+            return PLAIN[name]
         if module.startswith(RECORD_MODULES) and name.isidentifier():
             key = f"{module}.{name}"
             if key not in self._records:

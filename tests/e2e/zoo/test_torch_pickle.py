@@ -3,16 +3,22 @@ comes out as numpy tensors and inert module records; a malicious pickle runs not
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import subprocess
+import sys
+import types
+import typing
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from obscura.errors import ModelStoreError
+from obscura.types import ImageArray
 from obscura.zoo.manifest import RegistrySource, SampleSpec, SourceFile
 from obscura.zoo.store import ModelStore, fetch_sample
 from obscura.zoo.torch_pickle import Record, load_checkpoint, named_tensors
@@ -100,6 +106,47 @@ def test_a_crafted_os_system_pickle_is_refused_and_runs_nothing(tmp_path: Path) 
     assert control.exists()
 
 
+def test_training_records_read_as_inert_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What trainers store beside the weights (an omegaconf DictConfig of the training
+    arguments, typing names, defaultdicts, plain containers) reads as data: a record, a
+    plain dict (its default factory neither kept nor run), lists and tuples."""
+    module = types.ModuleType("omegaconf.dictconfig")
+
+    class DictConfig:
+        def __init__(self, content: dict[str, object]) -> None:
+            self._content = content
+            self._ref = typing.Any
+
+    DictConfig.__module__ = module.__name__
+    DictConfig.__qualname__ = "DictConfig"
+    module.DictConfig = DictConfig  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "omegaconf", types.ModuleType("omegaconf"))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    obj = {
+        "train_args": DictConfig({"epochs": 100}),
+        "counts": collections.defaultdict(list, {"a": [1, 2]}),
+        "shape": (1, 2),
+        "names": frozenset({"plate"}),
+    }
+    ck = load_checkpoint(checkpoint(tmp_path / "ck.pt", obj))
+    args = ck["train_args"]
+    assert isinstance(args, Record)
+    assert args.qualname == "omegaconf.dictconfig.DictConfig"
+    assert args._content == {"epochs": 100}
+    assert isinstance(args._ref, type)
+    assert issubclass(args._ref, Record)  # typing.Any: a name, not code that runs
+    assert ck["counts"] == {"a": [1, 2]}
+    assert type(ck["counts"]) is dict
+    assert ck["shape"] == (1, 2)
+    assert ck["names"] == frozenset({"plate"})
+    # A defaultdict whose factory is code that runs is refused like any other.
+    evil: collections.defaultdict[str, str] = collections.defaultdict(os.getcwd)
+    with pytest.raises(ModelStoreError, match=r"refusing to load \S+\.getcwd:"):
+        load_checkpoint(checkpoint(tmp_path / "evil.pt", {"x": evil}))
+
+
 def test_not_a_checkpoint_is_named(tmp_path: Path) -> None:
     (tmp_path / "x.pt").write_bytes(b"not a zip")
     with pytest.raises(ModelStoreError, match="not a PyTorch checkpoint"):
@@ -163,18 +210,22 @@ def test_the_rebuilt_yolov8_graph_finds_the_plate(tmp_path: Path, data_dir: Path
 
 
 @pytest.mark.models
-def test_the_model_store_imports_the_checkpoint(model_store: ModelStore, load_image) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("name", ["pyplatex-plates", "safelicensing-plates"])
+def test_the_model_store_imports_the_checkpoint(
+    model_store: ModelStore, load_image: Callable[[str], ImageArray], name: str
+) -> None:
     """`obscura models fetch` converts the checkpoint like any model (and makes its INT8
-    variant); as the plate model of the pipeline it finds the test plate."""
+    variant); as the plate model of the pipeline it finds the test plate. The second one's
+    checkpoint also holds its training arguments as an omegaconf DictConfig."""
     from obscura.backends import BackendConfig, create_backend
     from obscura.models.base import iou_matrix
     from obscura.pipeline.detect import Detector
     from obscura.pipeline.settings import DetectorConfig
     from obscura.types import ObjectClass
 
-    assert model_store.status("pyplatex-plates") == "ready"
-    assert model_store.int8_status("pyplatex-plates") == "ready"
-    config = DetectorConfig(face_model=None, plate_model="pyplatex-plates", person_masks=False)
+    assert model_store.status(name) == "ready"
+    assert model_store.int8_status(name) == "ready"
+    config = DetectorConfig(face_model=None, plate_model=name, person_masks=False)
     detector = Detector(model_store, create_backend(BackendConfig()), config)
     found = detector.detect(
         load_image("opencv_licenseplate_motion.jpg"), [ObjectClass.LICENSE_PLATE]
