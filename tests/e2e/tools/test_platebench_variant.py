@@ -194,8 +194,11 @@ def test_a_variant_b_build_has_frames_and_ground_truth(tmp_path: Path) -> None:
     manifest = json.loads((report.out / "manifest.json").read_text())
     assert manifest["variant"] == "b"
     assert set(annotations) == {p.name for p in images}
-    plates = [p for objects in annotations.values() for p in objects]
+    plates = [p for objects in annotations.values() for p in objects if p["label"] == "plate"]
     assert report.plates == len(plates) > 0
+    # The photos' vehicles and persons are in the ground truth too (see test_platebench).
+    others = {p["label"] for objects in annotations.values() for p in objects} - {"plate"}
+    assert others == {"vehicle", "person"}
     conditions = {name for name, _ in CONDITIONS_B}
     for p in plates:
         assert ANNOTATION_KEYS <= set(p) <= ANNOTATION_KEYS | {"difficult"}, p
