@@ -8,7 +8,18 @@ import pytest
 from obscura.errors import ConfigError
 from obscura_tools.platebench.build import boxed_objects, load_photos
 
-PHOTO = """
+
+def source(name: str, file: str) -> str:
+    """A photo's pinned package (the same made-up one for every photo here)."""
+    sha = "0" * 64
+    return (
+        f'[photos.{name}.source]\nregistry = "pypi"\npackage = "p"\nversion = "1"\n'
+        f'archive_sha256 = "{sha}"\nfiles = [{{ path = "{file}", sha256 = "{sha}" }}]\n'
+    )
+
+
+PHOTO = (
+    """
 [photos.street]
 description = "a street"
 licence = "MIT"
@@ -18,25 +29,17 @@ vehicles = [
   { bbox = [380, 100, 500, 200], type = "bus" },
 ]
 persons = [{ bbox = [320, 60, 350, 150] }, { bbox = [0, 0, 10, 15] }]
-[photos.street.source]
-registry = "pypi"
-package = "p"
-version = "1"
-archive_sha256 = "{sha}"
-files = [{ path = "a.jpg", sha256 = "{sha}" }]
-[[photos.street.mounts]]
+"""
+    + source("street", "a.jpg")
+    + """[[photos.street.mounts]]
 quad = [[150, 120], [200, 120], [200, 135], [150, 135]]
 view = "rear"
 
 [photos.unlabelled]
 description = "a car park"
-[photos.unlabelled.source]
-registry = "pypi"
-package = "p"
-version = "1"
-archive_sha256 = "{sha}"
-files = [{ path = "b.jpg", sha256 = "{sha}" }]
-""".replace("{sha}", "0" * 64)
+"""
+    + source("unlabelled", "b.jpg")
+)
 
 
 def test_vehicles_are_read_where_labelled() -> None:

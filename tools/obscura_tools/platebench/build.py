@@ -181,10 +181,10 @@ def boxed_objects(
     mostly outside the tile, or left smaller than ``DIFFICULT_VEHICLE`` / ``DIFFICULT_PERSON``,
     counts neither way."""
     out = []
+    w, h = size if size is not None else (math.inf, math.inf)
     for label, boxes in (("vehicle", photo.vehicles), ("person", photo.persons)):
         for b in boxes or ():
             x1, y1, x2, y2 = (c * scale - o for c, o in zip(b.box, offset * 2, strict=True))
-            w, h = size if size is not None else (math.inf, math.inf)
             cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, w), min(y2, h)
             if cx2 <= cx1 or cy2 <= cy1:
                 continue  # outside the tile
