@@ -90,6 +90,13 @@ class DaemonProcess:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(
+                f"the daemon did not stop within {timeout:g} s of SIGTERM; its log ends: "
+                + self.output()[-4000:]
+            ) from None
         finally:
             self.log.close()
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import ipaddress
 import logging
 import os
 import signal
 import stat
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "obscura.v1.Anonymizer"
 DRAIN_NOTICE = 1.0  # seconds of NOT_SERVING before the listeners close
+STOP_MARGIN = 3.0  # seconds past the grace period after which a stop that hangs is cut short
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class Daemon:
     metrics: Metrics = field(default_factory=lambda: Metrics(version=__version__))
     ports: dict[str, int] = field(default_factory=dict)
     metrics_port: int | None = None
+    # The daemon is the process (``serve``): a stop that hangs then ends it (see StopGuard).
+    owns_process: bool = False
 
     def __post_init__(self) -> None:
         cfg = self.config.server
@@ -296,6 +302,7 @@ class Daemon:
         grace = self.config.server.grace_period
         self.state.draining = True
         log.info("stopping: draining for up to %g s", grace)
+        guard = StopGuard(grace + STOP_MARGIN) if self.owns_process else None
         systemd.stopping(f"draining (up to {grace:g} s)")
         await self._set_serving(False)
         self.watchdog.stop()
@@ -317,10 +324,47 @@ class Daemon:
             if listener.unix_path is not None:
                 with contextlib.suppress(FileNotFoundError):
                     listener.unix_path.unlink()
+        if guard is not None:
+            guard.drained = True
         log.info("stopped")
 
 
+class StopGuard:
+    """Ends the process if a stop has not ended it within ``limit`` seconds.
+
+    A stop can hang in a library: gRPC's server stop with a call it never learnt was cancelled,
+    or a thread that the interpreter's exit waits for. Rather than wait for systemd's (or
+    Docker's) SIGKILL with nothing in the log, the guard logs every thread's stack and exits:
+    with status 0 once the drain has finished (nothing accepted is lost then, only the exit
+    hung), with status 1 before that.
+    """
+
+    def __init__(self, limit: float):
+        self.limit = limit
+        self.drained = False
+        timer = threading.Timer(limit, self._expired)
+        timer.daemon = True
+        timer.name = "stop-guard"
+        timer.start()
+
+    def _expired(self) -> None:
+        code = 0 if self.drained else 1
+        where = "the exit" if self.drained else "the drain"
+        log.error(
+            "%s did not finish within %g s of SIGTERM; the threads' stacks follow, "
+            "and the daemon exits with status %d",
+            where,
+            self.limit,
+            code,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def serve(config: Config) -> int:
-    daemon = Daemon(config)
+    daemon = Daemon(config, owns_process=True)
     asyncio.run(daemon.run())
     return 0
