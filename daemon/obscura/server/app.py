@@ -351,7 +351,7 @@ class StopGuard:
         code = 0 if self.drained else 1
         where = "the exit" if self.drained else "the drain"
         log.error(
-            "%s did not finish within %g s of SIGTERM; the threads' stacks follow, "
+            "%s did not finish within %g s of the stop's start; the threads' stacks follow, "
             "and the daemon exits with status %d",
             where,
             self.limit,

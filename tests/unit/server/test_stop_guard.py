@@ -9,7 +9,7 @@ import sys
 import pytest
 
 HANGS = """
-import logging, threading, time
+import logging, threading
 from obscura.server.app import StopGuard
 logging.basicConfig(level=logging.INFO)
 guard = StopGuard(0.5)
@@ -30,7 +30,7 @@ def test_a_hung_stop_logs_every_stack_and_exits(drained: bool, code: int, where:
         timeout=60,
     )
     assert done.returncode == code
-    assert f"the {where} did not finish within 0.5 s of SIGTERM" in done.stderr
+    assert f"the {where} did not finish within 0.5 s of the stop's start" in done.stderr
     assert f"exits with status {code}" in done.stderr
     assert "in stuck_in_a_library" in done.stderr  # the main thread's stack, where it hangs
 
