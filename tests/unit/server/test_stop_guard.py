@@ -3,8 +3,10 @@ with status 0 when the drain had finished (only the exit hung) and 1 when it had
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,45 @@ def test_a_stop_that_ends_in_time_is_left_alone() -> None:
     )
     assert done.returncode == 0
     assert done.stderr == ""
+
+
+STUCK_DAEMON = """
+import asyncio, logging, threading
+from support.fakes import FixedDetector
+from obscura.config import Config, ServerConfig
+from obscura.pipeline.frame import FrameProcessor
+from obscura.server.app import Daemon
+from obscura.types import Detections
+logging.basicConfig(level=logging.INFO)
+config = Config(server=ServerConfig(
+    listen=("unix://{socket}",), metrics_listen="", warmup=False, grace_period=0.5,
+))
+daemon = Daemon(config, processor=FrameProcessor(FixedDetector(Detections())), owns_process=True)
+def workers_never_end():
+    threading.Event().wait()
+daemon.dispatcher.shutdown = workers_never_end
+async def main():
+    await daemon.start()
+    await daemon.stop()
+asyncio.run(main())
+print("the stop returned")
+"""
+
+
+def test_a_daemon_that_owns_its_process_arms_the_guard_when_it_stops(tmp_path: Path) -> None:
+    """A real daemon (gRPC on a Unix socket) whose workers never end: 3 s after its grace
+    period its stop is cut short, with the stuck worker's stack in the log."""
+    tests = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", STUCK_DAEMON.format(socket=tmp_path / "d.sock")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "stopping: draining for up to 0.5 s" in done.stderr
+    assert "the drain did not finish within 3.5 s of the stop's start" in done.stderr
+    assert "in workers_never_end" in done.stderr
+    assert "the stop returned" not in done.stdout
